@@ -1,0 +1,79 @@
+// swift-tools-version:6.2
+//
+// roset-fuse: `mount.roset` (a mount(8) helper that mounts Roset-managed object storage through
+// FUSE) and `roset-server` (the local control plane). Targets depend downwards only:
+//
+//   MountRoset (mount.roset) ─▶ MountHelper ─▶ CMount
+//            └──────────────▶ RosetFUSE ─▶ RosetFS ─▶ RosetClient ─▶ CCurl
+//                                  └─▶ CFuse
+//   RosetServerMain (roset-server) ─▶ RosetServer ─▶ Hummingbird, GRDB, Crypto
+//
+// Setting ROSET_WITHOUT_SERVER=1 leaves the server and its (slow to build) dependencies out, for
+// client-only machines and quick builds of the mount side.
+import PackageDescription
+
+let withServer = Context.environment["ROSET_WITHOUT_SERVER"] == nil
+
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+
+var products: [Product] = [
+    .executable(name: "mount.roset", targets: ["MountRoset"]),
+]
+var dependencies: [Package.Dependency] = [
+    .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+]
+var targets: [Target] = [
+    // C libraries from Debian's -dev packages; each shim header holds the small wrappers Swift needs.
+    .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
+                   providers: [.apt(["libcurl4-openssl-dev"])]),
+    .systemLibrary(name: "CFuse", path: "Sources/CFuse", pkgConfig: "fuse3",
+                   providers: [.apt(["libfuse3-dev"])]),
+    .systemLibrary(name: "CMount", path: "Sources/CMount", pkgConfig: "mount",
+                   providers: [.apt(["libmount-dev"])]),
+
+    .target(name: "RosetClient", dependencies: ["CCurl", logging]),
+    .target(name: "RosetFS", dependencies: ["RosetClient", logging]),
+    .target(name: "RosetFUSE", dependencies: ["CFuse", "RosetFS", logging]),
+    .target(name: "MountHelper", dependencies: ["CMount", argumentParser, logging]),
+    .executableTarget(name: "MountRoset",
+                      dependencies: ["MountHelper", "RosetFUSE", "RosetFS", "RosetClient", argumentParser, logging]),
+
+    .testTarget(name: "RosetClientTests", dependencies: ["RosetClient"]),
+    .testTarget(name: "RosetFSTests", dependencies: ["RosetFS", "RosetClient"]),
+    .testTarget(name: "RosetFUSETests", dependencies: ["RosetFUSE", "RosetFS"]),
+    .testTarget(name: "MountHelperTests", dependencies: ["MountHelper"]),
+    // Integration tests drive the built binaries (roset-server, mount.roset) as subprocesses.
+    .testTarget(name: "IntegrationTests", dependencies: ["RosetClient"]),
+]
+
+if withServer {
+    products.append(.executable(name: "roset-server", targets: ["RosetServerMain"]))
+    dependencies += [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+    ]
+    targets += [
+        .target(name: "RosetServer", dependencies: [
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            logging,
+        ]),
+        .executableTarget(name: "RosetServerMain", dependencies: ["RosetServer", argumentParser, logging]),
+        .testTarget(name: "RosetServerTests", dependencies: ["RosetServer"]),
+    ]
+}
+
+let package = Package(
+    name: "roset-fuse",
+    platforms: [.macOS(.v14)],
+    products: products,
+    dependencies: dependencies,
+    targets: targets,
+    // Language mode 5: the FUSE and libcurl layers are synchronous code on C threads guarded by
+    // locks; strict Sendable checking would add annotations without adding safety there.
+    swiftLanguageModes: [.v5]
+)

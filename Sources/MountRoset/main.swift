@@ -1,0 +1,1 @@
+print("mount.roset: not yet implemented")

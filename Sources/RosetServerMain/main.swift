@@ -1,0 +1,1 @@
+print("roset-server: not yet implemented")
