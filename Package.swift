@@ -19,6 +19,7 @@ let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package
 
 var products: [Product] = [
     .executable(name: "mount.roset", targets: ["MountRoset"]),
+    .executable(name: "roset-bench", targets: ["RosetBench"]),
 ]
 var dependencies: [Package.Dependency] = [
     .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -39,13 +40,17 @@ var targets: [Target] = [
     .target(name: "MountHelper", dependencies: ["CMount", argumentParser, logging]),
     .executableTarget(name: "MountRoset",
                       dependencies: ["MountHelper", "RosetFUSE", "RosetFS", "RosetClient", argumentParser, logging]),
+    // Transfer benchmark of RosetClient against curl on the same signed URLs.
+    .executableTarget(name: "RosetBench", dependencies: ["RosetClient", argumentParser]),
 
-    .testTarget(name: "RosetClientTests", dependencies: ["RosetClient"]),
+    .target(name: "TestSupport", path: "Tests/TestSupport"),
+
+    .testTarget(name: "RosetClientTests", dependencies: ["RosetClient", "TestSupport"]),
     .testTarget(name: "RosetFSTests", dependencies: ["RosetFS", "RosetClient"]),
-    .testTarget(name: "RosetFUSETests", dependencies: ["RosetFUSE", "RosetFS"]),
+    .testTarget(name: "RosetFUSETests", dependencies: ["RosetFUSE", "RosetFS", "TestSupport"]),
     .testTarget(name: "MountHelperTests", dependencies: ["MountHelper"]),
     // Integration tests drive the built binaries (roset-server, mount.roset) as subprocesses.
-    .testTarget(name: "IntegrationTests", dependencies: ["RosetClient"]),
+    .testTarget(name: "IntegrationTests", dependencies: ["RosetClient", "TestSupport"]),
 ]
 
 if withServer {
@@ -63,7 +68,7 @@ if withServer {
             logging,
         ]),
         .executableTarget(name: "RosetServerMain", dependencies: ["RosetServer", argumentParser, logging]),
-        .testTarget(name: "RosetServerTests", dependencies: ["RosetServer"]),
+        .testTarget(name: "RosetServerTests", dependencies: ["RosetServer", "TestSupport"]),
     ]
 }
 

@@ -1,0 +1,1 @@
+print("roset-bench: not yet implemented")
