@@ -15,7 +15,11 @@ for page in man/*.[0-9]; do
 done
 
 echo "== build"
-swift build --build-tests 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\] (Compiling|Emitting|Wrapping|Write|Linking|Merging|Copying|Applying|Generating|Planning)' || { echo "build failed"; exit 1; }
+log=$(mktemp)
+if ! swift build --build-tests >"$log" 2>&1; then
+    grep -E 'error:|warning: unre|Build' "$log" | head -50; tail -20 "$log"; rm -f "$log"; exit 1
+fi
+tail -1 "$log"; rm -f "$log"
 test -x .build/debug/roset-server && test -x .build/debug/mount.roset
 
 echo "== tests"
