@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Filesystem benchmark of mount.roset against a local roset-server (issue 3).
+
+Prints each workload next to the direct transfer measured in the same run (curl on the same
+signed URLs, and the raw paginated API listing), with the ratio. Asserts nothing. Every step is
+bounded in time; everything started is stopped by PID and unmounted, also when a step fails.
+
+  contrib/bench/fs-bench.sh [--size-mb 1024] [--files 1000] [--entries 10000] [--fio-seconds 30]
+"""
+import argparse, hashlib, json, os, re, shutil, signal, subprocess, sys, tempfile, time
+import urllib.request
+
+BIN = os.environ.get("ROSET_BIN_DIR", os.path.join(os.path.dirname(__file__), "../../.build/release"))
+procs = []      # (name, Popen) started here
+mounts = []     # mount points to unmount
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def run(cmd, timeout, **kw):
+    return subprocess.run(cmd, timeout=timeout, check=True, **kw)
+
+
+class API:
+    def __init__(self, url, key):
+        self.url, self.key = url.rstrip("/"), key
+
+    def call(self, method, path, body=None, timeout=60):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Authorization", "Bearer " + self.key)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            raw = r.read()
+            return json.loads(raw) if raw else None
+
+    def root(self):
+        out = self.call("POST", "/v1/resolve", {"paths": ["/"]})
+        nodes = out.get("nodes", out)
+        return next(iter(nodes.values()))
+
+    def resolve(self, base, name):
+        out = self.call("POST", "/v1/resolve", {"paths": [name], "baseId": base})
+        nodes = out.get("nodes", out)
+        return next(iter(nodes.values()), None) if nodes else None
+
+    def mkdir(self, parent, name):
+        out = self.call("POST", "/v1/nodes", {"name": name, "type": "folder", "parentId": parent})
+        return out.get("node", out)
+
+    def put_small(self, parent, name, payload):
+        init = self.call("POST", "/v1/uploads/init",
+                         {"parentId": parent, "name": name, "size": len(payload), "multipart": False})
+        req = urllib.request.Request(init["uploadUrl"], data=payload, method="PUT")
+        with urllib.request.urlopen(req, timeout=60) as r:
+            etag = r.headers.get("ETag", "").strip('"')
+        self.call("POST", "/v1/uploads/commit", {"uploadToken": init["uploadToken"], "etag": etag, "size": len(payload)})
+
+    def list_all(self, folder):
+        n, page = 0, 1
+        while True:
+            out = self.call("GET", f"/v1/nodes/{folder}/children?page={page}&pageSize=1000")
+            items = out.get("children", out.get("items", []))
+            n += len(items)
+            if not out.get("hasMore"):
+                return n
+            page += 1
+
+
+def start_server(tmp):
+    data = os.path.join(tmp, "server")
+    p = subprocess.Popen([os.path.join(BIN, "roset-server"), "--data", data, "--listen", "127.0.0.1:0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    procs.append(("roset-server", p))
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        line = p.stdout.readline()
+        m = re.search(r"listening on (http://\S+)", line or "")
+        if m:
+            url = m.group(1)
+            key = open(os.path.join(data, "apikey")).readline().strip()
+            return url, os.path.join(data, "apikey"), API(url, key)
+        if p.poll() is not None:
+            break
+    raise RuntimeError("roset-server did not start")
+
+
+def mount(mnt, url, keyfile, spool, extra=""):
+    os.makedirs(mnt, exist_ok=True)
+    opts = f"api_url={url},apikey_file={keyfile},spool_dir={spool}" + ("," + extra if extra else "")
+    run([os.path.join(BIN, "mount.roset"), "default", mnt, "-o", opts], timeout=60)
+    mounts.append(mnt)
+
+
+def unmount(mnt):
+    subprocess.run(["umount", mnt], timeout=120)
+    if mnt in mounts:
+        mounts.remove(mnt)
+
+
+def daemon_pid(mnt):
+    out = subprocess.run(["pgrep", "-f", f"mount.roset default {mnt} "], capture_output=True, text=True).stdout.split()
+    return int(out[0]) if out else None
+
+
+def vm_hwm_mb(pid):
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+
+
+def timed(fn):
+    t = time.monotonic(); fn(); return time.monotonic() - t
+
+
+def write_file(path, size, chunk=1 << 20):
+    buf = os.urandom(chunk)
+    with open(path, "wb") as f:
+        for _ in range(size // chunk):
+            f.write(buf)
+
+
+def read_file(path, chunk=1 << 20):
+    with open(path, "rb", buffering=0) as f:
+        while f.read(chunk):
+            pass
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size-mb", type=int, default=1024)
+    ap.add_argument("--files", type=int, default=1000)
+    ap.add_argument("--entries", type=int, default=10000)
+    ap.add_argument("--fio-seconds", type=int, default=30)
+    ap.add_argument("--cache-size-mb", type=int, default=256)
+    args = ap.parse_args()
+    size = args.size_mb << 20
+    tmp = tempfile.mkdtemp(prefix="roset-bench-")
+    rows = []
+    try:
+        url, keyfile, api = start_server(tmp)
+        root = api.root()["id"]
+        mnt, spool = os.path.join(tmp, "mnt"), os.path.join(tmp, "spool")
+        mount(mnt, url, keyfile, spool, f"cache_size_mb={args.cache_size_mb}")
+
+        # Direct transfers: curl on signed URLs of the same server, same size.
+        src = os.path.join(tmp, "direct.bin"); write_file(src, size)
+        init = api.call("POST", "/v1/uploads/init", {"parentId": root, "name": "direct.bin", "size": size, "multipart": False})
+        put_s = timed(lambda: run(["curl", "-sf", "-o", "/dev/null", "-T", src, init["uploadUrl"]], timeout=600))
+        api.call("POST", "/v1/uploads/commit", {"uploadToken": init["uploadToken"], "size": size})
+        dl = api.call("GET", f"/v1/nodes/{init['nodeId']}/download")
+        get_s = timed(lambda: run(["curl", "-sf", "-o", "/dev/null", dl["url"]], timeout=600))
+        os.unlink(src)
+
+        # Sequential write through the mount: to close, and until durable (visible via the API).
+        t0 = time.monotonic()
+        write_file(os.path.join(mnt, "seq.bin"), size)
+        close_s = time.monotonic() - t0
+        while True:
+            node = api.resolve(root, "seq.bin")
+            if node and node.get("size") == size:
+                try:
+                    api.call("GET", f"/v1/nodes/{node['id']}/download"); break
+                except Exception:
+                    pass
+            if time.monotonic() - t0 > 900:
+                raise RuntimeError("seq.bin never became durable")
+            time.sleep(0.05)
+        durable_s = time.monotonic() - t0
+        mib = size / (1 << 20)
+        rows.append(("seq write 1 file, to close", mib / close_s, mib / put_s, "MiB/s"))
+        rows.append(("seq write 1 file, until durable", mib / durable_s, mib / put_s, "MiB/s"))
+
+        # Cold sequential read: remount so that neither the kernel nor the daemon has it cached.
+        unmount(mnt); mount(mnt, url, keyfile, spool, f"cache_size_mb={args.cache_size_mb}")
+        read_s = timed(lambda: read_file(os.path.join(mnt, "seq.bin")))
+        rows.append(("seq read 1 file, cold", mib / read_s, mib / get_s, "MiB/s"))
+        pid = daemon_pid(mnt)
+        hwm = vm_hwm_mb(pid) if pid else None
+
+        # 1,000 creates of 4 KiB files in one folder.
+        d = os.path.join(mnt, "creates"); os.mkdir(d)
+        payload = os.urandom(4096)
+        def creates():
+            for i in range(args.files):
+                with open(os.path.join(d, f"f{i:05d}"), "wb") as f:
+                    f.write(payload)
+        c_s = timed(creates)
+        rows.append((f"{args.files} creates of 4 KiB", c_s, None, "s"))
+
+        # ls -l of a folder of N entries made through the API, against the raw paginated listing.
+        big = api.mkdir(root, "big")["id"]
+        for i in range(args.entries):
+            api.call("POST", "/v1/nodes", {"name": f"e{i:06d}", "type": "folder", "parentId": big})
+        raw_s = timed(lambda: api.list_all(big))
+        ls_s = timed(lambda: run(["ls", "-l", os.path.join(mnt, "big")], timeout=600, stdout=subprocess.DEVNULL))
+        rows.append((f"ls -l of {args.entries} entries", ls_s, raw_s, "s"))
+
+        # fio random 4 KiB reads.
+        if shutil.which("fio"):
+            out = subprocess.run(["fio", "--name=rand", f"--filename={os.path.join(mnt, 'seq.bin')}", "--rw=randread",
+                                  "--bs=4k", "--direct=0", "--ioengine=psync", "--numjobs=4", "--group_reporting",
+                                  f"--runtime={args.fio_seconds}", "--time_based", "--readonly",
+                                  "--output-format=json"], capture_output=True, text=True,
+                                 timeout=args.fio_seconds + 120).stdout
+            iops = json.loads(out)["jobs"][0]["read"]["iops"]
+            rows.append((f"fio randread 4 KiB, {args.fio_seconds} s", iops, None, "IOPS"))
+    finally:
+        for m in list(mounts):
+            subprocess.run(["umount", "-l", m], timeout=60)
+        for name, p in procs:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    log(f"\n{'workload':38} {'mount.roset':>12} {'direct':>12} {'ratio':>7}  unit")
+    for name, ours, direct, unit in rows:
+        ratio = ""
+        if direct:
+            ratio = f"{ours / direct:.2f}"
+        log(f"{name:38} {ours:12.2f} {direct if direct is not None else float('nan'):12.2f} {ratio:>7}  {unit}")
+    if hwm:
+        log(f"daemon peak RSS (VmHWM) after the cold read: {hwm:.0f} MiB (cache_size_mb={args.cache_size_mb})")
+    log("direct = curl on the same signed URLs (transfers) / the raw paginated API listing (ls)")
+
+
+if __name__ == "__main__":
+    main()
