@@ -48,12 +48,19 @@ public final class BlockCache: @unchecked Sendable {
     private var residentBytesValue = 0
     private var peakUsed = 0
     private var peakResident = 0
+    private var prefetchRequests = 0
     /// Extents each reader prefetched that may still be queued or unread.
     private var prefetchedByOwner: [ObjectIdentifier: [ReadPathExtent]] = [:]
 
     public init(capacityBytes: Int) {
         self.capacityBytes = max(0, capacityBytes)
         self.pool = .shared
+    }
+
+    /// With a pool of its own, for tests that need prefetches to stay queued.
+    init(capacityBytes: Int, pool: ReadPathWorkerPool) {
+        self.capacityBytes = max(0, capacityBytes)
+        self.pool = pool
     }
 
     deinit {
@@ -98,6 +105,12 @@ public final class BlockCache: @unchecked Sendable {
     var usedBytes: Int { lock.withLock { normalBytes + freeBytes + overflowBytes } }
     var peakUsedBytes: Int { lock.withLock { peakUsed } }
     var peakResidentBytes: Int { lock.withLock { peakResident } }
+    /// Prefetch requests ever queued.
+    var prefetchRequestCount: Int { lock.withLock { prefetchRequests } }
+    /// Prefetch extents waiting for a pool worker.
+    var queuedPrefetchCount: Int {
+        lock.withLock { prefetchedByOwner.values.reduce(0) { $0 + $1.filter { $0.state == .queued }.count } }
+    }
 
     /// The largest read-ahead window a reader may use: a quarter of the cache, at most 64 MiB, in
     /// whole blocks (0 disables read-ahead for caches under 512 KiB).
@@ -138,9 +151,9 @@ public final class BlockCache: @unchecked Sendable {
                     }
                     continue
                 case .queued:
-                    // Claim it rather than wait behind other readers' work in the pool.
+                    // Claim it rather than wait behind other readers' work in the pool. It stays a
+                    // prefetch: if it fails, this read and its waiters fetch again on demand.
                     found.state = .loading
-                    found.isPrefetch = false
                     found.isSpeculative = false
                     found.source = nil
                     extent = found
@@ -155,7 +168,12 @@ public final class BlockCache: @unchecked Sendable {
                 continue
             }
             lock.unlock()
-            try fetch(extent, from: source, pinForCaller: true)
+            do {
+                try fetch(extent, from: source, pinForCaller: true)
+            } catch where extent.isPrefetch {
+                lock.lock()
+                continue
+            }
             position = copy(from: extent, position: position, end: end, into: destination, offset: offset)
             lock.lock()
             unpin(extent)
@@ -226,6 +244,7 @@ public final class BlockCache: @unchecked Sendable {
                                              blockCount: count, mayEvictSpeculative: false, state: .queued,
                                              isPrefetch: true) else { break }
             extent.source = source
+            prefetchRequests += 1
             owned.append(extent)
             queued.append(extent)
             block = extent.endBlock
@@ -319,7 +338,7 @@ public final class BlockCache: @unchecked Sendable {
         var extent = makeExtent(objectKey: objectKey, objectSize: objectSize, firstBlock: firstBlock,
                                 blockCount: blockCount, isOverflow: false, state: state, isPrefetch: isPrefetch)
         if var recycled = freeBuffers[extent.allocation], let buffer = recycled.popLast() {
-            freeBuffers[extent.allocation] = recycled
+            freeBuffers[extent.allocation] = recycled.isEmpty ? nil : recycled
             freeBytes -= extent.allocation
             extent.buffer = buffer
         } else if !makeRoom(extent.allocation, mayEvictSpeculative: mayEvictSpeculative) {

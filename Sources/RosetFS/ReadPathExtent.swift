@@ -35,7 +35,7 @@ final class ReadPathExtent {
     var state: State
     /// Queued or fetched by read-ahead rather than by the read that needs it: a failure is not
     /// reported to waiters, who fetch again on their own.
-    var isPrefetch: Bool
+    let isPrefetch: Bool
     /// Fetched ahead and not yet read: read-ahead of another file may not evict it.
     var isSpeculative: Bool
     var buffer: UnsafeMutableRawBufferPointer?

@@ -1,8 +1,8 @@
 // The read-ahead policy of one open file, as pure state: it sees each read's offset and length
 // and says which byte range to prefetch next. A streak of reads that each start near the highest
-// end seen so far is sequential (the kernel sends reads of 128 KiB-1 MiB, several at once and
-// slightly out of order, so "near" tolerates a few read lengths, or the whole window once one
-// exists). After three such reads the window opens at 1 MiB and doubles with every further
+// end seen so far, and go beyond it, is sequential (the kernel sends reads of 128 KiB-1 MiB, several at once and
+// slightly out of order, so "near" tolerates a few read lengths, or a quarter of the window once
+// one exists). After three such reads the window opens at 1 MiB and doubles with every further
 // sequential read up to `maxWindow`; it is filled with requests of a quarter of the window
 // (128 KiB to 8 MiB), so several are in flight at once. Any other read ends the streak: the window
 // closes and queued prefetches are cancelled, so a random reader gets no read-ahead at all.
@@ -40,10 +40,12 @@ struct ReadPathReadAhead {
 
     mutating func observe(offset: Int64, length: Int64, objectSize: Int64) -> Plan {
         var plan = Plan()
-        let jitter = max(Self.minimumJitter, 4 * length, window)
+        let jitter = max(Self.minimumJitter, 4 * length, window / 4)
         if offset >= streakEnd - jitter && offset <= streakEnd + jitter {
+            // A late out-of-order read or a re-read keeps the streak but does not extend it.
+            guard offset + length > streakEnd else { return plan }
             streakReads += 1
-            streakEnd = max(streakEnd, offset + length)
+            streakEnd = offset + length
         } else {
             plan.cancelPending = window > 0
             streakReads = 1
