@@ -2,8 +2,8 @@
 //
 // Content is addressed by (objectKey, block) with 128 KiB blocks; a cache entry is an extent of
 // one or more whole blocks fetched by one range request (a demand read fetches up to 1 MiB, a
-// prefetch up to 8 MiB), so large transfers are few requests while a random 4 KiB read costs at
-// most one block.
+// prefetch up to 8 MiB), so large transfers are few requests while a random page-aligned 4 KiB
+// read costs one block.
 //
 // Invariants (all under `lock`; no lock is held during a fetch or a copy):
 // - Memory: every buffer the cache owns is counted, from reservation (before the fetch starts)
@@ -13,8 +13,8 @@
 //   readers have copied from them. So the cache holds at most capacityBytes + overflowLimit.
 // - `residentBytes` (ready, indexed, normal extents) never exceeds `capacityBytes`.
 // - A block is covered by at most one indexed extent, so concurrent readers of a block share one
-//   fetch. A failed fetch is never indexed; its demand waiters get its error, prefetch waiters
-//   fetch again themselves.
+//   fetch. A failed fetch is never indexed. Reads waiting on a failed demand fetch get its error;
+//   reads waiting on (or that claimed) a failed prefetch fetch again on demand.
 // - Read-ahead may evict only extents that have been read (or abandoned): one file's prefetch does
 //   not throw away another's before it is used. A demand read may evict anything unpinned and
 //   cancel queued prefetches, so it always makes progress.

@@ -15,7 +15,8 @@ final class ReadPathWorkerPool: @unchecked Sendable {
 
     init(threadCount: Int) {
         for index in 0..<threadCount {
-            let thread = Thread { [unowned self] in self.runWorker() }
+            // The threads keep the pool alive: pools live as long as the process.
+            let thread = Thread { self.runWorker() }
             thread.name = "roset-read-\(index)"
             thread.start()
         }

@@ -52,6 +52,7 @@ import Testing
         #expect(stop.withLock { samples } > 10)
         #expect(stop.withLock { sampledResident } <= cache.capacityBytes)
         #expect(cache.peakResidentBytes <= cache.capacityBytes)
+        #expect(cache.peakUsedBytes > cache.capacityBytes / 2, "the budget was under pressure")
         #expect(cache.peakUsedBytes <= bound)
         #expect(source.peakInFlightPlusResident <= bound)
         #expect(source.maxConcurrent > 1)
