@@ -1,0 +1,465 @@
+// The memory cache of object content shared by every open file, and the fetches that fill it.
+//
+// Content is addressed by (objectKey, block) with 128 KiB blocks; a cache entry is an extent of
+// one or more whole blocks fetched by one range request (a demand read fetches up to 1 MiB, a
+// prefetch up to 8 MiB), so large transfers are few requests while a random page-aligned 4 KiB
+// read costs one block.
+//
+// Invariants (all under `lock`; no lock is held during a fetch or a copy):
+// - Memory: every buffer the cache owns is counted, from reservation (before the fetch starts)
+//   to munmap. Normal extents (queued, loading, ready, or detached but still pinned) plus the free
+//   buffer list never exceed `capacityBytes`. Overflow extents, used only when a demand read finds
+//   every byte pinned or in flight, never exceed `overflowLimit` and are freed as soon as their
+//   readers have copied from them. So the cache holds at most capacityBytes + overflowLimit.
+// - `residentBytes` (ready, indexed, normal extents) never exceeds `capacityBytes`.
+// - A block is covered by at most one indexed extent, so concurrent readers of a block share one
+//   fetch. A failed fetch is never indexed. Reads waiting on a failed demand fetch get its error;
+//   reads waiting on (or that claimed) a failed prefetch fetch again on demand.
+// - Read-ahead may evict only extents that have been read (or abandoned): one file's prefetch does
+//   not throw away another's before it is used. A demand read may evict anything unpinned and
+//   cancel queued prefetches, so it always makes progress.
+import Foundation
+
+public final class BlockCache: @unchecked Sendable {
+    /// The unit of addressing and the smallest fetch. 128 KiB is the kernel's default FUSE read
+    /// size (32 pages), so a kernel read maps to whole blocks with no over-fetch, and a random
+    /// 4 KiB read downloads at most 128 KiB, whose transfer time at GB/s (~0.1 ms) is below the
+    /// latency of the request itself. Sequential throughput does not depend on it: prefetch
+    /// requests span many blocks.
+    static let blockSize: Int64 = 128 * 1024
+    /// Largest single fetch made by a demand read (the kernel's largest FUSE read).
+    static let maxDemandBlocks: Int64 = 8
+    /// Memory a demand read may use beyond the capacity when every cached byte is pinned or in
+    /// flight: the fixed overhead of the memory bound.
+    static let overflowLimit = 2 * 1024 * 1024
+
+    public let capacityBytes: Int
+    private let pool: ReadPathWorkerPool
+    private let lock = NSCondition()
+
+    private var index: [String: [Int64: ReadPathExtent]] = [:]
+    private var lruOldest: ReadPathExtent?
+    private var lruNewest: ReadPathExtent?
+    /// Recycled buffers by size: mmap'd memory that is already paged in. Counted as used.
+    private var freeBuffers: [Int: [UnsafeMutableRawBufferPointer]] = [:]
+    private var freeBytes = 0
+    private var normalBytes = 0
+    private var overflowBytes = 0
+    private var residentBytesValue = 0
+    private var peakUsed = 0
+    private var peakResident = 0
+    private var prefetchRequests = 0
+    /// Extents each reader prefetched that may still be queued or unread.
+    private var prefetchedByOwner: [ObjectIdentifier: [ReadPathExtent]] = [:]
+
+    public init(capacityBytes: Int) {
+        self.capacityBytes = max(0, capacityBytes)
+        self.pool = .shared
+    }
+
+    /// With a pool of its own, for tests that need prefetches to stay queued.
+    init(capacityBytes: Int, pool: ReadPathWorkerPool) {
+        self.capacityBytes = max(0, capacityBytes)
+        self.pool = pool
+    }
+
+    deinit {
+        // Nothing is in flight: fetches and pool tasks hold a reference to the cache.
+        var seen = Set<ObjectIdentifier>()
+        for blocks in index.values {
+            for extent in blocks.values where seen.insert(ObjectIdentifier(extent)).inserted {
+                if let buffer = extent.buffer { ReadPathMemory.free(buffer) }
+                extent.buffer = nil
+                extent.olderInLRU = nil
+                extent.newerInLRU = nil
+            }
+        }
+        for buffers in freeBuffers.values { buffers.forEach(ReadPathMemory.free) }
+    }
+
+    /// Bytes of content held ready in the cache.
+    public var residentBytes: Int { lock.withLock { residentBytesValue } }
+
+    /// Drops every block of that object version. Fetches in flight finish but are not cached.
+    public func invalidate(objectKey: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let blocks = index.removeValue(forKey: objectKey) else { return }
+        var seen = Set<ObjectIdentifier>()
+        for extent in blocks.values where seen.insert(ObjectIdentifier(extent)).inserted {
+            extent.isIndexed = false
+            switch extent.state {
+            case .queued: release(extent)
+            case .ready:
+                if !extent.isOverflow { removeFromLRU(extent); residentBytesValue -= extent.allocation }
+                if extent.pins == 0 { release(extent) }
+            case .loading, .failed, .released: break
+            }
+        }
+        lock.broadcast()
+    }
+
+    // MARK: Numbers for tests and status views
+
+    /// Every byte the cache owns now: reserved, in flight, ready, pinned, recycled, overflow.
+    var usedBytes: Int { lock.withLock { normalBytes + freeBytes + overflowBytes } }
+    var peakUsedBytes: Int { lock.withLock { peakUsed } }
+    var peakResidentBytes: Int { lock.withLock { peakResident } }
+    /// Prefetch requests ever queued.
+    var prefetchRequestCount: Int { lock.withLock { prefetchRequests } }
+    /// Prefetch extents waiting for a pool worker.
+    var queuedPrefetchCount: Int {
+        lock.withLock { prefetchedByOwner.values.reduce(0) { $0 + $1.filter { $0.state == .queued }.count } }
+    }
+
+    /// The largest read-ahead window a reader may use: a quarter of the cache, at most 64 MiB, in
+    /// whole blocks (0 disables read-ahead for caches under 512 KiB).
+    var maxPrefetchWindow: Int64 {
+        let quarter = Int64(capacityBytes / 4) / Self.blockSize * Self.blockSize
+        return min(64 * 1024 * 1024, quarter)
+    }
+
+    // MARK: Demand reads
+
+    /// Fills `destination` with bytes [offset, offset + destination.count) of the object, which
+    /// must lie within it, from cached blocks and fetching what is missing on this thread.
+    func read(objectKey: String, objectSize: Int64, offset: Int64, into destination: UnsafeMutableRawBufferPointer,
+              source: RangeSource) throws {
+        let end = offset + Int64(destination.count)
+        let lastBlock = (end - 1) / Self.blockSize
+        var position = offset
+        lock.lock()
+        while position < end {
+            let block = position / Self.blockSize
+            let extent: ReadPathExtent
+            if let found = index[objectKey]?[block] {
+                switch found.state {
+                case .ready:
+                    found.pins += 1
+                    found.isSpeculative = false
+                    moveToNewest(found)
+                    lock.unlock()
+                    position = copy(from: found, position: position, end: end, into: destination, offset: offset)
+                    lock.lock()
+                    unpin(found)
+                    continue
+                case .loading:
+                    while found.state == .loading { lock.wait() }
+                    if found.state == .failed, !found.isPrefetch, let error = found.error {
+                        lock.unlock()
+                        throw error
+                    }
+                    continue
+                case .queued:
+                    // Claim it rather than wait behind other readers' work in the pool. It stays a
+                    // prefetch: if it fails, this read and its waiters fetch again on demand.
+                    found.state = .loading
+                    found.isSpeculative = false
+                    found.source = nil
+                    extent = found
+                case .failed, .released:
+                    preconditionFailure("dead extents are never indexed")
+                }
+            } else if let reserved = reserveDemandExtent(objectKey: objectKey, objectSize: objectSize,
+                                                         firstBlock: block, lastBlock: lastBlock) {
+                extent = reserved
+            } else {
+                lock.wait()  // every byte is pinned or in flight: wait for one to be released
+                continue
+            }
+            lock.unlock()
+            do {
+                try fetch(extent, from: source, pinForCaller: true)
+            } catch where extent.isPrefetch {
+                lock.lock()
+                continue
+            }
+            position = copy(from: extent, position: position, end: end, into: destination, offset: offset)
+            lock.lock()
+            unpin(extent)
+        }
+        lock.unlock()
+    }
+
+    private func copy(from extent: ReadPathExtent, position: Int64, end: Int64,
+                      into destination: UnsafeMutableRawBufferPointer, offset: Int64) -> Int64 {
+        let copyEnd = min(end, extent.end)
+        let count = Int(copyEnd - position)
+        let from = extent.buffer!.baseAddress! + Int(position - extent.start)
+        let to = destination.baseAddress! + Int(position - offset)
+        to.copyMemory(from: from, byteCount: count)
+        return copyEnd
+    }
+
+    /// A loading extent for the missing blocks from `firstBlock` (up to 1 MiB, not past
+    /// `lastBlock` or a cached block), within the capacity if at all possible, else from the
+    /// overflow allowance; nil if neither has room for one block.
+    private func reserveDemandExtent(objectKey: String, objectSize: Int64, firstBlock: Int64,
+                                     lastBlock: Int64) -> ReadPathExtent? {
+        var count: Int64 = 1
+        while count < Self.maxDemandBlocks, firstBlock + count <= lastBlock, index[objectKey]?[firstBlock + count] == nil {
+            count += 1
+        }
+        if let extent = reserveNormal(objectKey: objectKey, objectSize: objectSize,
+                                      firstBlock: firstBlock, blockCount: count, mayEvictSpeculative: true,
+                                      state: .loading, isPrefetch: false) {
+            return extent
+        }
+        cancelQueuedPrefetches(owner: nil)
+        if let extent = reserveNormal(objectKey: objectKey, objectSize: objectSize, firstBlock: firstBlock,
+                                      blockCount: count, mayEvictSpeculative: true, state: .loading, isPrefetch: false) {
+            return extent
+        }
+        let overflowBlocks = Int64(Self.overflowLimit - overflowBytes) / Self.blockSize
+        guard overflowBlocks >= 1 else { return nil }
+        let extent = makeExtent(objectKey: objectKey, objectSize: objectSize, firstBlock: firstBlock,
+                                blockCount: min(count, overflowBlocks), isOverflow: true, state: .loading, isPrefetch: false)
+        overflowBytes += extent.allocation
+        notePeaks()
+        insertInIndex(extent)
+        return extent
+    }
+
+    // MARK: Read-ahead
+
+    /// Queues fetches of the missing blocks of byte range `range` (block-aligned start) in requests
+    /// of up to `requestBlocks` blocks, within the capacity without evicting unread prefetched
+    /// data. Returns the byte offset up to which the range is now cached, in flight or queued.
+    func prefetch(objectKey: String, objectSize: Int64, range: Range<Int64>, requestBlocks: Int64,
+                  owner: ObjectIdentifier, source: RangeSource) -> Int64 {
+        let endBlock = (min(range.upperBound, objectSize) + Self.blockSize - 1) / Self.blockSize
+        var block = range.lowerBound / Self.blockSize
+        var queued: [ReadPathExtent] = []
+        lock.lock()
+        var owned = prefetchedByOwner[owner, default: []]
+        owned.removeAll { !$0.isSpeculative || $0.state == .released || $0.state == .failed }
+        while block < endBlock {
+            if let present = index[objectKey]?[block] {
+                block = present.endBlock
+                continue
+            }
+            var count: Int64 = 1
+            while count < requestBlocks, block + count < endBlock, index[objectKey]?[block + count] == nil { count += 1 }
+            guard let extent = reserveNormal(objectKey: objectKey, objectSize: objectSize, firstBlock: block,
+                                             blockCount: count, mayEvictSpeculative: false, state: .queued,
+                                             isPrefetch: true) else { break }
+            extent.source = source
+            prefetchRequests += 1
+            owned.append(extent)
+            queued.append(extent)
+            block = extent.endBlock
+        }
+        prefetchedByOwner[owner] = owned
+        lock.unlock()
+        for extent in queued {
+            pool.submit { [self] in
+                lock.lock()
+                guard extent.state == .queued, let source = extent.source else { lock.unlock(); return }
+                extent.state = .loading
+                extent.source = nil
+                lock.unlock()
+                try? fetch(extent, from: source, pinForCaller: false)
+            }
+        }
+        return min(block * Self.blockSize, objectSize)
+    }
+
+    /// Cancels the owner's queued prefetches (all readers' if nil); fetches in flight finish.
+    /// `abandon` also lets read-ahead evict what the owner prefetched but never read.
+    func cancelPrefetches(owner: ObjectIdentifier, abandon: Bool) {
+        lock.lock()
+        defer { lock.unlock() }
+        cancelQueuedPrefetches(owner: owner)
+        if abandon, let owned = prefetchedByOwner.removeValue(forKey: owner) {
+            for extent in owned { extent.isSpeculative = false }
+        }
+    }
+
+    private func cancelQueuedPrefetches(owner: ObjectIdentifier?) {
+        let owners = owner.map { [$0] } ?? Array(prefetchedByOwner.keys)
+        var released = false
+        for key in owners {
+            guard let owned = prefetchedByOwner[key] else { continue }
+            for extent in owned where extent.state == .queued {
+                removeFromIndex(extent)
+                release(extent)
+                released = true
+            }
+            prefetchedByOwner[key] = owned.filter { $0.state != .released }
+        }
+        if released { lock.broadcast() }
+    }
+
+    // MARK: Fetching
+
+    /// Fetches a `.loading` extent on this thread, then makes it ready (pinned once more for the
+    /// caller if asked) or failed. Throws the fetch's error.
+    private func fetch(_ extent: ReadPathExtent, from source: RangeSource, pinForCaller: Bool) throws {
+        var buffer = lock.withLock { extent.buffer }
+        do {
+            if buffer == nil { buffer = try ReadPathMemory.allocate(extent.allocation) }
+            let content = UnsafeMutableRawBufferPointer(rebasing: buffer![0..<extent.length])
+            let received = try source.read(offset: extent.start, into: content)
+            // The object is shorter than its size said: it changed underneath this version.
+            guard received == extent.length else { throw FSError(EIO) }
+        } catch {
+            lock.lock()
+            extent.buffer = buffer
+            extent.error = error
+            removeFromIndex(extent)
+            release(extent, state: .failed)
+            lock.broadcast()
+            lock.unlock()
+            throw error
+        }
+        lock.lock()
+        extent.buffer = buffer
+        extent.state = .ready
+        if pinForCaller { extent.pins += 1 }
+        if extent.isIndexed && !extent.isOverflow {
+            insertAsNewest(extent)
+            residentBytesValue += extent.allocation
+            notePeaks()
+        } else if extent.pins == 0 {
+            removeFromIndex(extent)
+            release(extent)
+        }
+        lock.broadcast()
+        lock.unlock()
+    }
+
+    // MARK: Memory (all under lock)
+
+    /// Reserves a normal extent, evicting least recently used unpinned extents if needed, and
+    /// shrinking the run to what fits; nil if not even one block fits.
+    private func reserveNormal(objectKey: String, objectSize: Int64, firstBlock: Int64, blockCount: Int64,
+                               mayEvictSpeculative: Bool, state: ReadPathExtent.State,
+                               isPrefetch: Bool) -> ReadPathExtent? {
+        var extent = makeExtent(objectKey: objectKey, objectSize: objectSize, firstBlock: firstBlock,
+                                blockCount: blockCount, isOverflow: false, state: state, isPrefetch: isPrefetch)
+        if var recycled = freeBuffers[extent.allocation], let buffer = recycled.popLast() {
+            freeBuffers[extent.allocation] = recycled.isEmpty ? nil : recycled
+            freeBytes -= extent.allocation
+            extent.buffer = buffer
+        } else if !makeRoom(extent.allocation, mayEvictSpeculative: mayEvictSpeculative) {
+            let room = capacityBytes - normalBytes - freeBytes
+            let fitting = Int64(room) / Self.blockSize
+            guard fitting >= 1, fitting < blockCount else { return nil }
+            extent = makeExtent(objectKey: objectKey, objectSize: objectSize, firstBlock: firstBlock,
+                                blockCount: fitting, isOverflow: false, state: state, isPrefetch: isPrefetch)
+        }
+        normalBytes += extent.allocation
+        notePeaks()
+        insertInIndex(extent)
+        return extent
+    }
+
+    private func makeExtent(objectKey: String, objectSize: Int64, firstBlock: Int64, blockCount: Int64,
+                            isOverflow: Bool, state: ReadPathExtent.State, isPrefetch: Bool) -> ReadPathExtent {
+        let start = firstBlock * Self.blockSize
+        let length = Int(min(blockCount * Self.blockSize, objectSize - start))
+        return ReadPathExtent(objectKey: objectKey, firstBlock: firstBlock, blockCount: blockCount, start: start,
+                              length: length, allocation: ReadPathMemory.roundedToPage(length),
+                              isOverflow: isOverflow, state: state, isPrefetch: isPrefetch)
+    }
+
+    /// Frees recycled buffers, then evicts from the least recently used end, until `bytes` more
+    /// fit in the capacity. Returns whether they fit.
+    private func makeRoom(_ bytes: Int, mayEvictSpeculative: Bool) -> Bool {
+        func fits() -> Bool { normalBytes + freeBytes + bytes <= capacityBytes }
+        if fits() { return true }
+        while !fits(), let size = freeBuffers.keys.first {
+            var buffers = freeBuffers[size]!
+            ReadPathMemory.free(buffers.removeLast())
+            freeBytes -= size
+            freeBuffers[size] = buffers.isEmpty ? nil : buffers
+        }
+        var candidate = lruOldest
+        while !fits(), let extent = candidate {
+            candidate = extent.newerInLRU
+            guard extent.pins == 0, mayEvictSpeculative || !extent.isSpeculative else { continue }
+            removeFromLRU(extent)
+            residentBytesValue -= extent.allocation
+            removeFromIndex(extent)
+            release(extent)
+        }
+        return fits()
+    }
+
+    /// Returns an extent's memory (to the recycle list when that stays small) and its reservation.
+    private func release(_ extent: ReadPathExtent, state: ReadPathExtent.State = .released) {
+        precondition(extent.state != .released && !extent.isInLRU)
+        extent.state = state
+        extent.source = nil
+        if extent.isOverflow {
+            overflowBytes -= extent.allocation
+            if let buffer = extent.buffer { ReadPathMemory.free(buffer) }
+        } else {
+            normalBytes -= extent.allocation
+            if let buffer = extent.buffer {
+                if freeBytes + extent.allocation <= min(capacityBytes / 8, 16 * 1024 * 1024) {
+                    freeBuffers[extent.allocation, default: []].append(buffer)
+                    freeBytes += extent.allocation
+                } else {
+                    ReadPathMemory.free(buffer)
+                }
+            }
+        }
+        extent.buffer = nil
+    }
+
+    private func unpin(_ extent: ReadPathExtent) {
+        extent.pins -= 1
+        guard extent.pins == 0 else { return }
+        if extent.isOverflow || !extent.isIndexed {
+            removeFromIndex(extent)
+            release(extent)
+        }
+        lock.broadcast()
+    }
+
+    private func notePeaks() {
+        peakUsed = max(peakUsed, normalBytes + freeBytes + overflowBytes)
+        peakResident = max(peakResident, residentBytesValue)
+    }
+
+    // MARK: Index and LRU (all under lock)
+
+    private func insertInIndex(_ extent: ReadPathExtent) {
+        for block in extent.firstBlock..<extent.endBlock { index[extent.objectKey, default: [:]][block] = extent }
+        extent.isIndexed = true
+    }
+
+    private func removeFromIndex(_ extent: ReadPathExtent) {
+        guard extent.isIndexed else { return }
+        extent.isIndexed = false
+        for block in extent.firstBlock..<extent.endBlock where index[extent.objectKey]?[block] === extent {
+            index[extent.objectKey]?.removeValue(forKey: block)
+        }
+        if index[extent.objectKey]?.isEmpty == true { index.removeValue(forKey: extent.objectKey) }
+    }
+
+    private func insertAsNewest(_ extent: ReadPathExtent) {
+        extent.olderInLRU = lruNewest
+        extent.newerInLRU = nil
+        lruNewest?.newerInLRU = extent
+        lruNewest = extent
+        if lruOldest == nil { lruOldest = extent }
+        extent.isInLRU = true
+    }
+
+    private func removeFromLRU(_ extent: ReadPathExtent) {
+        guard extent.isInLRU else { return }
+        if let older = extent.olderInLRU { older.newerInLRU = extent.newerInLRU } else { lruOldest = extent.newerInLRU }
+        if let newer = extent.newerInLRU { newer.olderInLRU = extent.olderInLRU } else { lruNewest = extent.olderInLRU }
+        extent.olderInLRU = nil
+        extent.newerInLRU = nil
+        extent.isInLRU = false
+    }
+
+    private func moveToNewest(_ extent: ReadPathExtent) {
+        guard extent.isInLRU, lruNewest !== extent else { return }
+        removeFromLRU(extent)
+        insertAsNewest(extent)
+    }
+}
