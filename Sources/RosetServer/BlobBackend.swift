@@ -19,6 +19,8 @@ protocol BlobBackend: Sendable {
     /// The object uploaded by a single PUT, nil if it is not there.
     func statObject(storageKey: String) async throws -> CompletedObject?
     func abort(_ upload: UploadRecord) async
+    /// Best effort: the bytes of a version nobody can reach any more.
+    func deleteObject(storageKey: String) async
 }
 
 /// Runs blocking file work off the cooperative thread pool.

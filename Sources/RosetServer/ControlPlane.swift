@@ -53,6 +53,7 @@ final class ControlPlane: @unchecked Sendable {
     let logger: Logger
     /// Lifetime of an upload token.
     let uploadTokenTTL = 86400
+    let gate = KeyedGate()
 
     init(store: MetadataStore, backend: BlobBackend, faults: FaultController, keys: APIKeys, quotaBytes: Int64?,
          fallbackBase: String, logger: Logger) {
@@ -117,27 +118,34 @@ final class ControlPlane: @unchecked Sendable {
         var scope: String?
         if request.method == .post, let idem = request.headers[HTTPField.Name("Idempotency-Key")!], !idem.isEmpty {
             scope = "\(key.fingerprint)\n\(request.method.rawValue)\n\(request.uri.description)\n\(idem)"
-            if let stored = try store.idempotentAnswer(scope: scope!) {
+        }
+        guard let scope else { return await run(request, context, key, raw, op) }
+        return try await gate.run("idem:" + scope) {
+            if let stored = try store.idempotentAnswer(scope: scope) {
                 faults.count("idempotentReplays")
                 return (stored.status, stored.body, [("Idempotent-Replayed", "true")])
             }
+            let result = await run(request, context, key, raw, op)
+            if result.status < 500 {
+                try? store.storeIdempotentAnswer(scope: scope, status: result.status, body: result.body)
+            }
+            return result
         }
-        var result: (status: Int, body: Data, headers: [(String, String)])
+    }
+
+    private func run(_ request: Request, _ context: BasicRequestContext, _ key: AuthenticatedKey, _ raw: ByteBuffer,
+                     _ op: (APICall) async throws -> APIResult) async -> (status: Int, body: Data, headers: [(String, String)]) {
         do {
             let body = try JSONBody.decodeObject(Data(buffer: raw))
             let call = APICall(request: request, context: context, key: key, body: body, plane: self)
             let r = try await op(call)
-            result = (r.status, r.body.map(JSONBody.encode) ?? Data(), r.headers)
+            return (r.status, r.body.map(JSONBody.encode) ?? Data(), r.headers)
         } catch let e as APIError {
-            result = Self.render(e)
+            return Self.render(e)
         } catch {
             logger.error("internal error: \(error)")
-            result = Self.render(APIError(500, "INTERNAL_ERROR", "internal error"))
+            return Self.render(APIError(500, "INTERNAL_ERROR", "internal error"))
         }
-        if let scope, result.status < 500 {
-            try? store.storeIdempotentAnswer(scope: scope, status: result.status, body: result.body)
-        }
-        return result
     }
 
     static func render(_ e: APIError) -> (status: Int, body: Data, headers: [(String, String)]) {

@@ -104,6 +104,12 @@ final class LocalBlobStore: BlobBackend, @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: partsDir(upload.storageKey))
     }
 
+    func deleteObject(storageKey: String) async {
+        guard Self.validKey(storageKey) else { return }
+        try? FileManager.default.removeItem(atPath: objectPath(storageKey))
+        try? FileManager.default.removeItem(atPath: objectPath(storageKey) + ".etag")
+    }
+
     /// Moves a finished temp file into place with its ETag sidecar (sidecar first, so a visible
     /// file always has its ETag).
     func publish(tmp: String, to path: String, etag: String) throws {

@@ -126,21 +126,13 @@ public enum RosetServer {
 
         let app = Application(
             router: router,
-            server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionCounter(faults: faults)])),
+            server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionCounter(faults: faults), ExpectContinueHandler()])),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: nil),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? config.port) },
             logger: logger
         )
         try await app.runService()
     }
-}
-
-/// Counts accepted connections (one handler instance per connection), to prove client reuse.
-final class ConnectionCounter: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
-    typealias InboundIn = NIOAny
-    let faults: FaultController
-    init(faults: FaultController) { self.faults = faults }
-    func handlerAdded(context: ChannelHandlerContext) { faults.count("connectionsAccepted") }
 }
 
 /// Small secret files (keys, tokens): created with mode 0600 when missing, never logged.

@@ -136,6 +136,10 @@ final class S3BlobStore: BlobBackend, @unchecked Sendable {
         return CompletedObject(etag: etag, size: Int64(r.headers["content-length"] ?? "") ?? 0)
     }
 
+    func deleteObject(storageKey: String) async {
+        _ = try? await call("DELETE", key: storageKey)
+    }
+
     func abort(_ upload: UploadRecord) async {
         guard let id = upload.backendUploadId else { return }
         _ = try? await call("DELETE", key: upload.storageKey, query: [("uploadId", id)])

@@ -66,28 +66,16 @@ extension ControlPlane {
         }
 
         route(router, .post, "/v1/uploads/:token/complete") { call in
-            guard let upload = try call.store.upload(call.param("token")) else { throw APIError.uploadNotFound }
-            if !upload.isOpen { return try Self.finish(call, upload, object: nil) }
-            if !upload.multipart { return try await Self.commitSingle(call, upload) }
-            guard let rawParts = call.body["parts"] as? [Any] else { throw APIError.invalid("parts is required") }
-            var parts: [(number: Int, etag: String)] = []
-            for raw in rawParts {
-                guard let p = raw as? [String: Any],
-                      let n = JSONBody.int(p["PartNumber"] ?? p["partNumber"]), (1...10000).contains(n) else {
-                    throw APIError.invalid("each part needs PartNumber and ETag")
-                }
-                let etag = (JSONBody.string(p["ETag"] ?? p["etag"]) ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "\""))
-                parts.append((Int(n), etag))
-            }
-            let object = try await call.plane.backend.completeMultipart(upload, parts: parts)
-            return try Self.finish(call, upload, object: object)
+            try await call.plane.gate.run("upload:" + call.param("token")) { try await Self.complete(call) }
         }
 
         route(router, .post, "/v1/uploads/commit") { call in
-            guard let token = JSONBody.string(call.body["uploadToken"]),
-                  let upload = try call.store.upload(token) else { throw APIError.uploadNotFound }
-            if !upload.isOpen { return try Self.finish(call, upload, object: nil) }
-            return try await Self.commitSingle(call, upload)
+            let token = JSONBody.string(call.body["uploadToken"]) ?? ""
+            return try await call.plane.gate.run("upload:" + token) {
+                guard let upload = try call.store.upload(token) else { throw APIError.uploadNotFound }
+                if !upload.isOpen { return try await Self.finish(call, upload, object: nil) }
+                return try await Self.commitSingle(call, upload)
+            }
         }
 
         route(router, .delete, "/v1/uploads/:token") { call in
@@ -95,6 +83,24 @@ extension ControlPlane {
             if upload.isOpen { await call.plane.backend.abort(upload) }
             return APIResult(status: 204, body: nil)
         }
+    }
+
+    static func complete(_ call: APICall) async throws -> APIResult {
+        guard let upload = try call.store.upload(call.param("token")) else { throw APIError.uploadNotFound }
+        if !upload.isOpen { return try await Self.finish(call, upload, object: nil) }
+        if !upload.multipart { return try await Self.commitSingle(call, upload) }
+        guard let rawParts = call.body["parts"] as? [Any] else { throw APIError.invalid("parts is required") }
+        var parts: [(number: Int, etag: String)] = []
+        for raw in rawParts {
+            guard let p = raw as? [String: Any],
+                  let n = JSONBody.int(p["PartNumber"] ?? p["partNumber"]), (1...10000).contains(n) else {
+                throw APIError.invalid("each part needs PartNumber and ETag")
+            }
+            let etag = (JSONBody.string(p["ETag"] ?? p["etag"]) ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+            parts.append((Int(n), etag))
+        }
+        let object = try await call.plane.backend.completeMultipart(upload, parts: parts)
+        return try await Self.finish(call, upload, object: object)
     }
 
     /// Finalises a single-PUT upload: the object must be in the store (and match etag/size if given).
@@ -109,16 +115,19 @@ extension ControlPlane {
         if let size = JSONBody.int(call.body["size"]), size != object.size {
             throw APIError.invalid("size does not match the uploaded object")
         }
-        return try finish(call, upload, object: object)
+        return try await finish(call, upload, object: object)
     }
 
-    static func finish(_ call: APICall, _ upload: UploadRecord, object: CompletedObject?) throws -> APIResult {
+    static func finish(_ call: APICall, _ upload: UploadRecord, object: CompletedObject?) async throws -> APIResult {
         if let object, let quota = call.plane.quotaBytes {
             let current = try call.store.node(upload.nodeId)?.size ?? 0
             if try call.store.usedBytes() - current + object.size > quota { throw APIError.quota }
         }
         let (node, version) = try call.store.completeUpload(token: upload.token, etag: object?.etag ?? "", size: object?.size ?? 0)
         try call.authorize(node)
+        if object != nil {
+            for key in (try? call.store.pruneVersions(nodeId: node.id)) ?? [] { await call.plane.backend.deleteObject(storageKey: key) }
+        }
         var out = NodeJSON.wrapped(node)
         out["version"] = NodeJSON.version(version)
         return .ok(out)

@@ -74,7 +74,9 @@ extension MetadataStore {
             let u = Self.uploadRecord(row)
             if u.state == "completed", let vid = u.versionId {
                 guard let node = try Self.liveNode(db, u.nodeId) else { throw APIError.notFound() }
-                return (node, try Self.version(db, vid)!)
+                // A version two or more uploads old has been pruned; the token is spent.
+                guard let version = try Self.version(db, vid) else { throw APIError.uploadNotFound }
+                return (node, version)
             }
             guard u.isOpen else { throw APIError.uploadNotFound }
             guard let node = try Self.liveNode(db, u.nodeId) else { throw APIError.notFound() }
@@ -105,6 +107,17 @@ extension MetadataStore {
                                arguments: [Timestamp.now, u.nodeId])
             }
             return u
+        }
+    }
+
+    /// Forgets versions older than the newest `keep` of a node and returns their storage keys, so
+    /// the caller can delete the bytes. The previous version is kept for readers still on it.
+    func pruneVersions(nodeId: String, keep: Int = 2) throws -> [String] {
+        try db.write { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT id, storageKey FROM versions WHERE nodeId = ? AND isCurrent = 0 ORDER BY id DESC LIMIT -1 OFFSET ?",
+                                        arguments: [nodeId, keep - 1])
+            for r in rows { try db.execute(sql: "DELETE FROM versions WHERE id = ?", arguments: [r["id"] as Int64]) }
+            return rows.map { $0["storageKey"] }
         }
     }
 

@@ -174,4 +174,73 @@ struct UploadTests {
             #expect(ignored.status == 200 && ignored.data == content)
         }
     }
+
+    @Test func concurrentCompletesMakeOneVersion() async throws {
+        try await withServer { s in
+            let root = try await s.rootId()
+            let start = try await s.send("POST", "/v1/uploads/init", json: ["parentId": root, "name": "c", "multipart": true])
+            let token = start.object.str("uploadToken")!
+            let url = try await s.send("POST", "/v1/uploads/\(token)/part?partNumber=1").object.str("url")!
+            let etag = try await s.send("PUT", url, body: pattern(4096, seed: 4)).header("ETag")!
+            let body: [String: Any] = ["parts": [["PartNumber": 1, "ETag": etag]]]
+            async let a = s.send("POST", "/v1/uploads/\(token)/complete", json: body)
+            async let b = s.send("POST", "/v1/uploads/\(token)/complete", json: body)
+            let (ra, rb) = try await (a, b)
+            #expect(ra.status == 200 && rb.status == 200)
+            #expect(ra.object.obj("version").int("id") == rb.object.obj("version").int("id"))
+        }
+    }
+
+    @Test func oldVersionsArePrunedButThePreviousStaysReadable() async throws {
+        try await withServer { s in
+            let root = try await s.rootId()
+            let (_, id) = try await s.upload(name: "v", parent: root, parts: [Data("one".utf8)])
+            let firstURL = try await s.send("GET", "/v1/nodes/\(id)/download").object.str("url")!
+            _ = try await s.upload(nodeId: id, parts: [Data("two".utf8)])
+            let secondURL = try await s.send("GET", "/v1/nodes/\(id)/download").object.str("url")!
+            #expect(try await s.send("GET", firstURL).data == Data("one".utf8))
+            _ = try await s.upload(nodeId: id, parts: [Data("three".utf8)])
+            #expect(try await s.send("GET", firstURL).status == 404)
+            #expect(try await s.send("GET", secondURL).data == Data("two".utf8))
+            #expect(try await s.download(id).data == Data("three".utf8))
+        }
+    }
+
+    /// libcurl sends `Expect: 100-continue` on large PUTs; the store must answer 100 before the body.
+    @Test func putAnswers100ContinueBeforeTheBody() async throws {
+        try await withServer { s in
+            let root = try await s.rootId()
+            let start = try await s.send("POST", "/v1/uploads/init", json: ["parentId": root, "name": "e", "multipart": true])
+            let token = start.object.str("uploadToken")!
+            let url = URLComponents(string: try await s.send("POST", "/v1/uploads/\(token)/part?partNumber=1").object.str("url")!)!
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            addr.sin_port = UInt16(s.port).bigEndian
+            let connected = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            }
+            #expect(connected)
+            var tv = timeval(tv_sec: 30, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            let head = "PUT \(url.percentEncodedPath)?\(url.percentEncodedQuery!) HTTP/1.1\r\nHost: 127.0.0.1:\(s.port)\r\n" +
+                "Content-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+            _ = head.withCString { send(fd, $0, strlen($0), 0) }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let n = recv(fd, &buffer, buffer.count, 0)
+            let interim = String(decoding: buffer.prefix(max(n, 0)), as: UTF8.self)
+            #expect(interim.hasPrefix("HTTP/1.1 100"))
+            _ = "hello".withCString { send(fd, $0, 5, 0) }
+            var answer = interim
+            while !answer.contains("200 OK") {
+                let m = recv(fd, &buffer, buffer.count, 0)
+                if m <= 0 { break }
+                answer += String(decoding: buffer.prefix(m), as: UTF8.self)
+            }
+            #expect(answer.contains("HTTP/1.1 200"))
+            #expect(answer.lowercased().contains("etag: \"5d41402abc4b2a76b9719d911017c592\""))
+        }
+    }
 }
