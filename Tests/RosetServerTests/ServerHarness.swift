@@ -37,8 +37,14 @@ final class TestServer: @unchecked Sendable {
         try prepare(dataDir)
         let tmp = dataDir.path
         let args = rawArgs.map { $0.replacingOccurrences(of: "{TMP}", with: tmp) }
+        let binary = TestBinaries.path("roset-server")
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            dataDir.remove()
+            // `swift test` does not link executables; `swift build` (or --build-tests) must run first.
+            throw HarnessError(description: "\(binary) is missing: run `swift build` before `swift test`")
+        }
         let proc = Process()
-        proc.executableURL = URL(fileURLWithPath: TestBinaries.path("roset-server"))
+        proc.executableURL = URL(fileURLWithPath: binary)
         proc.arguments = ["--data", dataDir.path + "/data", "--listen", "127.0.0.1:0",
                           "--admin-token-file", dataDir.path + "/admin-token"] + args
         var env = ProcessInfo.processInfo.environment
