@@ -35,9 +35,20 @@
 // GET /admin/stats (same token) returns counters: requests.control/download/upload,
 // idempotentReplays, nodesCreated, connectionsAccepted, faults.errors/drops/malformed.
 //
-// Server decisions: DELETE of a non-empty folder is allowed and soft-deletes the whole subtree;
-// an injected control-plane drop happens after the handler ran (so Idempotency-Key replays can be
-// tested); Idempotency-Key records are scoped by API key, method and path+query, kept for a day.
+// Fault classes download/upload act on the local store's /blob/ URLs only; with --backend s3 the
+// bytes never pass through this server, so only control faults and urlTTLSeconds apply.
+//
+// Server decisions:
+// - DELETE of a non-empty folder is allowed and soft-deletes the whole subtree (the filesystem
+//   checks emptiness itself); the mount root cannot be deleted, renamed or moved (400).
+// - An injected control-plane drop happens after the handler ran, so Idempotency-Key replays can
+//   be tested. Idempotency-Key records are scoped by API key, method and path+query, kept a day;
+//   concurrent requests with one key are serialised, as are concurrent completes of one upload.
+// - Each upload writes a fresh object; completing it makes that object the current version. The
+//   previous version's bytes stay readable (open readers keep working); older ones are deleted.
+// - Blob PUTs answer `Expect: 100-continue` at once (libcurl otherwise stalls 1 s per PUT).
+// - Timestamps are RFC 3339 UTC with whole seconds; folder sizes are null; node ids are UUIDs;
+//   mount ids are the --mount names; the tenant is `t_local`.
 import Foundation
 import Hummingbird
 import HummingbirdCore
