@@ -52,7 +52,7 @@ final class TestServer: @unchecked Sendable {
         proc.environment = env
         let out = Pipe()
         proc.standardOutput = out
-        FileManager.default.createFile(atPath: dataDir.path + "/stderr.log", contents: nil)
+        _ = FileManager.default.createFile(atPath: dataDir.path + "/stderr.log", contents: nil)
         proc.standardError = FileHandle(forWritingAtPath: dataDir.path + "/stderr.log")
         try Data("test-admin-token-\(UUID().uuidString)\n".utf8).write(to: dataDir.url.appendingPathComponent("admin-token"))
         try proc.run()
