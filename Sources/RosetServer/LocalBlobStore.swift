@@ -69,21 +69,20 @@ final class LocalBlobStore: BlobBackend, @unchecked Sendable {
                 digests.append(Hex.decode(stored) ?? Data())
             }
             let tmp = tmpPath()
-            guard FileManager.default.createFile(atPath: tmp, contents: nil), let out = FileHandle(forWritingAtPath: tmp) else {
-                throw APIError.storage("cannot create object")
-            }
             var size: Int64 = 0
-            do {
-                defer { try? out.close() }
-                for p in sorted {
-                    guard let input = FileHandle(forReadingAtPath: partPath(key, p.number)) else { throw APIError.storage("part vanished") }
-                    defer { try? input.close() }
-                    while true {
-                        let chunk = try input.read(upToCount: 4 << 20) ?? Data()
-                        if chunk.isEmpty { break }
-                        try out.write(contentsOf: chunk)
-                        size += Int64(chunk.count)
-                    }
+            if sorted.count == 1 {
+                // One part is the object: move it instead of copying it.
+                guard rename(partPath(key, sorted[0].number), tmp) == 0 else { throw APIError.storage("cannot move part") }
+                size = (try FileManager.default.attributesOfItem(atPath: tmp)[.size] as? NSNumber)?.int64Value ?? 0
+            } else {
+                let out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+                guard out >= 0 else { throw APIError.storage("cannot create object") }
+                defer { close(out) }
+                do {
+                    for p in sorted { size += try FileCopy.append(source: partPath(key, p.number), to: out) }
+                } catch {
+                    unlink(tmp)
+                    throw error
                 }
             }
             let etag = Hex.encode(Data(Insecure.MD5.hash(data: digests))) + "-\(sorted.count)"
