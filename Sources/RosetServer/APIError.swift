@@ -18,8 +18,10 @@ public struct APIError: Error, CustomStringConvertible {
 
     public var description: String { "\(status) \(code): \(message)" }
 
+    /// `requestId` is for the Go CLI, which reads it next to `message` and `code`.
     var body: [String: Any] {
-        ["error": message, "message": message, "code": code, "details": details]
+        ["error": message, "message": message, "code": code, "details": details,
+         "requestId": "req_" + String(UInt64.random(in: 0...UInt64.max), radix: 16)]
     }
 
     static func notFound(_ what: String = "node not found") -> APIError { .init(404, "NODE_NOT_FOUND", what) }
