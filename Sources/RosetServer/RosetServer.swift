@@ -17,8 +17,8 @@
 //   - --listen defaults to 127.0.0.1:8787; port 0 picks a free port. Once listening the server
 //     prints exactly one stdout line `roset-server listening on http://HOST:PORT` and flushes it.
 //     The key FILE path (never the key) goes to stderr. GET /healthz answers 200 once ready.
-//   - --mount NAME (repeatable) creates mounts; a mount's id is its name. The first one (or
-//     `default` when none is given) is the default mount. SIGINT/SIGTERM stop the server cleanly.
+//   - The default mount has the id `default`; --mount NAME (repeatable) creates another mount with
+//     the id NAME. SIGINT/SIGTERM stop the server cleanly.
 //   - --backend s3 keeps bytes in an S3-compatible bucket (path-style; credentials from
 //     AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; the bucket is created when missing).
 //   - CLASS is control (/v1/*), download (blob GETs), upload (blob PUTs) or all.
@@ -73,7 +73,7 @@ public struct ServerConfiguration: Sendable {
     public var host = "127.0.0.1"
     public var port = 8787
     public var apiKeyFile: URL?
-    /// Mount ids; the first is the default.
+    /// Mount ids; the first is the default (the CLI always puts `default` first).
     public var mounts: [String] = ["default"]
     public var s3: S3Settings?
     public var quotaBytes: Int64?

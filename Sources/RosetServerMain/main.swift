@@ -20,7 +20,7 @@ struct RosetServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("apikey-file"), help: "API key file (default DATA/apikey; created with one key if missing).")
     var apikeyFile: String?
 
-    @Option(help: "Create this mount (repeatable); the first is the default (default: `default`).")
+    @Option(help: "Create another mount with this id (repeatable); the default mount is `default`.")
     var mount: [String] = []
 
     @Option(help: "Blob backend: local or s3.")
@@ -90,7 +90,8 @@ struct RosetServerCommand: AsyncParsableCommand {
         for name in mount where name.isEmpty || name.contains(where: { !($0.isLetter || $0.isNumber || "._-".contains($0)) }) {
             throw ValidationError("mount names use letters, digits, '.', '_' and '-'")
         }
-        if !mount.isEmpty { config.mounts = mount }
+        // The default mount always exists; each --mount adds another.
+        for name in mount where !config.mounts.contains(name) { config.mounts.append(name) }
         config.quotaBytes = quotaBytes
         config.adminTokenFile = adminTokenFile.map { URL(fileURLWithPath: $0) }
 

@@ -246,7 +246,11 @@ struct ControlPlaneTests {
             try "# test keys\n\(anyKey)\n\(betaKey) beta\n".write(toFile: dir.path + "/keys", atomically: true, encoding: .utf8)
         }) { s in
             #expect(s.apiKey == anyKey)
-            let alphaRoot = try await s.rootId()
+            let defaultRoot = try await s.rootId()
+            let alphaRoot = try await s.rootId(headers: ["X-Roset-Mount-Id": "alpha"])
+            #expect(!defaultRoot.isEmpty && defaultRoot != alphaRoot)
+            let defaultMount = try await s.send("GET", "/v1/nodes/root")
+            #expect(defaultMount.object.str("mountId") == "default")
             let betaRoot = try await s.rootId(headers: ["X-Roset-Mount-Id": "beta"])
             let betaRoot2 = try await s.rootId(headers: ["X-Mount-Id": "beta"])
             #expect(!alphaRoot.isEmpty && !betaRoot.isEmpty && alphaRoot != betaRoot && betaRoot == betaRoot2)
