@@ -1,0 +1,158 @@
+// The local store's signed-URL endpoints (§4.5): no Bearer auth; the signature decides.
+//   GET /blob/o/<mount>/<node>/<object>          whole object or one byte range (206/416)
+//   PUT /blob/o/<mount>/<node>/<object>          single-PUT upload of a whole object
+//   PUT /blob/p/<mount>/<node>/<object>/<n>      one multipart part
+// Invariants: bodies stream between socket and disk in chunks (never a whole object in memory);
+// a bad or expired signature is 403 before anything is read or written.
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+final class MD5Stream: @unchecked Sendable {
+    private var md5 = Insecure.MD5()
+    private let lock = NSLock()
+    func add(_ buffer: ByteBuffer) { lock.withLock { buffer.withUnsafeReadableBytes { md5.update(bufferPointer: $0) } } }
+    var hex: String { lock.withLock { Hex.encode(Data(md5.finalize())) } }
+}
+
+enum ByteRange: Equatable {
+    case whole
+    case range(Int64, Int64)
+    case unsatisfiable
+
+    /// One `bytes=a-b`, `bytes=a-` or `bytes=-n`; anything else (e.g. several ranges) means whole.
+    static func parse(_ header: String?, size: Int64) -> ByteRange {
+        guard let header, header.hasPrefix("bytes=") else { return .whole }
+        let spec = header.dropFirst(6).trimmingCharacters(in: .whitespaces)
+        if spec.contains(",") { return .whole }
+        let ends = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        guard ends.count == 2 else { return .whole }
+        if ends[0].isEmpty {
+            guard let n = Int64(ends[1]), n > 0 else { return ends[1].isEmpty ? .whole : .unsatisfiable }
+            return size == 0 ? .unsatisfiable : .range(max(0, size - n), size - 1)
+        }
+        guard let a = Int64(ends[0]) else { return .whole }
+        var b = size - 1
+        if !ends[1].isEmpty {
+            guard let e = Int64(ends[1]) else { return .whole }
+            if e < a { return .unsatisfiable }
+            b = min(e, size - 1)
+        }
+        return a >= size ? .unsatisfiable : .range(a, b)
+    }
+}
+
+struct BlobRoutes: Sendable {
+    let store: LocalBlobStore
+    let faults: FaultController
+    let fileIO = FileIO()
+
+    func register(_ router: Router<BasicRequestContext>) {
+        router.get("/blob/o/:m/:n/:o") { request, context in
+            try await get(request, context, key: objectKey(context))
+        }
+        router.put("/blob/o/:m/:n/:o") { request, context in
+            let key = objectKey(context)
+            return try await put(request, context, resource: "o/\(key)", path: store.objectPath(key))
+        }
+        router.put("/blob/p/:m/:n/:o/:part") { request, context in
+            let key = objectKey(context)
+            guard let n = context.parameters.get("part", as: Int.self), (1...10000).contains(n) else {
+                return Self.error(400, "INVALID_REQUEST", "bad part number")
+            }
+            return try await put(request, context, resource: "p/\(key)/\(n)", path: store.partPath(key, n))
+        }
+    }
+
+    private func objectKey(_ context: BasicRequestContext) -> String {
+        ["m", "n", "o"].map { context.parameters.get($0) ?? "" }.joined(separator: "/")
+    }
+
+    private func signed(_ request: Request, method: String, resource: String) -> Bool {
+        store.signer.isValid(method: method, resource: resource,
+                             expires: request.uri.queryParameters["expires"].map(String.init),
+                             sig: request.uri.queryParameters["sig"].map(String.init))
+    }
+
+    static func error(_ status: Int, _ code: String, _ message: String, retryAfter: Int? = nil) -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        let body = JSONBody.encode(APIError(status, code, message).body)
+        return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    /// Shared prologue: count, latency, signature, injected error. Returns an early answer or nil.
+    private func prologue(_ c: TrafficClass, _ request: Request, method: String, resource: String) async throws -> Response? {
+        faults.count("requests.\(c.rawValue)")
+        let f = faults.current
+        if f.latency(c) > 0 { try await Task.sleep(for: .milliseconds(f.latency(c))) }
+        guard LocalBlobStore.validKey(resource.split(separator: "/").dropFirst().prefix(3).joined(separator: "/")),
+              signed(request, method: method, resource: resource) else {
+            return Self.error(403, "PERMISSION_DENIED", "bad or expired signature")
+        }
+        if let e = f.injectedError(c) {
+            faults.count("faults.errors")
+            return Self.error(e.status, e.code, e.message, retryAfter: e.retryAfter)
+        }
+        return nil
+    }
+
+    private func get(_ request: Request, _ context: BasicRequestContext, key: String) async throws -> Response {
+        if let early = try await prologue(.download, request, method: "GET", resource: "o/\(key)") { return early }
+        let path = store.objectPath(key)
+        guard let attrs = try? FileManager.default.attributesOfItem(atPath: path),
+              let size = (attrs[.size] as? NSNumber)?.int64Value else {
+            return Self.error(404, "NOT_FOUND", "no such object")
+        }
+        let f = faults.current
+        var headers: HTTPFields = [.contentType: "application/octet-stream", .acceptRanges: "bytes"]
+        if let etag = try? String(contentsOfFile: path + ".etag", encoding: .utf8) { headers[.eTag] = "\"\(etag)\"" }
+        var status = HTTPResponse.Status.ok
+        var range: ClosedRange<Int64>? = size > 0 ? 0...(size - 1) : nil
+        switch f.ignoreRange ? .whole : ByteRange.parse(request.headers[.range], size: size) {
+        case .whole: break
+        case .unsatisfiable:
+            headers[.contentRange] = "bytes */\(size)"
+            return Response(status: .rangeNotSatisfiable, headers: headers)
+        case .range(let a, let b):
+            status = .partialContent
+            range = a...b
+            headers[.contentRange] = "bytes \(a)-\(b)/\(size)"
+        }
+        guard let range else { return Response(status: status, headers: headers, body: .init()) }
+        if f.shouldDrop(.download) {
+            faults.count("faults.drops")
+            let count = Int(range.count)
+            let partial = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+                .subdata(in: Int(range.lowerBound)..<Int(range.lowerBound) + min(count / 2, 64 << 10))
+            return Response(status: status, headers: headers, body: ResponseBody(contentLength: count) { writer in
+                if !partial.isEmpty { try await writer.write(ByteBuffer(bytes: partial)) }
+                throw InjectedDrop()
+            })
+        }
+        let body = try await fileIO.loadFile(path: path, range: Int(range.lowerBound)...Int(range.upperBound),
+                                             context: context, chunkLength: 1 << 20)
+        return Response(status: status, headers: headers, body: body)
+    }
+
+    private func put(_ request: Request, _ context: BasicRequestContext, resource: String, path: String) async throws -> Response {
+        if let early = try await prologue(.upload, request, method: "PUT", resource: resource) { return early }
+        if faults.current.shouldDrop(.upload) {
+            faults.count("faults.drops")
+            return Response(status: .ok, body: ResponseBody(contentLength: 16) { _ in throw InjectedDrop() })
+        }
+        let md5 = MD5Stream()
+        let tmp = store.tmpPath()
+        do {
+            try await fileIO.writeFile(contents: request.body.map { buffer in md5.add(buffer); return buffer },
+                                       path: tmp, context: context)
+            let etag = md5.hex
+            try store.publish(tmp: tmp, to: path, etag: etag)
+            return Response(status: .ok, headers: [.eTag: "\"\(etag)\""])
+        } catch {
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw error
+        }
+    }
+}
