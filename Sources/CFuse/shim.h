@@ -55,14 +55,18 @@ static inline int roset_install_interrupt_handler(int sig) {
 
 /* fuse_set_log_func's callback receives a va_list; formatting it in C keeps Swift away from it. */
 typedef void (*roset_log_sink)(int level, const char *message);
-static roset_log_sink roset_current_log_sink;
+static inline roset_log_sink *roset_log_sink_slot(void) {
+    static roset_log_sink slot; /* a function-local static: Swift's importer emits it with the function */
+    return &slot;
+}
 static void roset_fuse_log_bridge(enum fuse_log_level level, const char *fmt, va_list ap) {
     char buffer[1024];
     vsnprintf(buffer, sizeof buffer, fmt, ap);
-    if (roset_current_log_sink) roset_current_log_sink((int)level, buffer);
+    roset_log_sink sink = *roset_log_sink_slot();
+    if (sink) sink((int)level, buffer);
 }
 static inline void roset_set_fuse_log_sink(roset_log_sink sink) {
-    roset_current_log_sink = sink;
+    *roset_log_sink_slot() = sink;
     fuse_set_log_func(roset_fuse_log_bridge);
 }
 

@@ -31,6 +31,7 @@ public final class FUSESession: @unchecked Sendable {
     private var loopThread: pthread_t?
     private var loopFinished = false
     private var mounted = false
+    private var stopRequested = false
 
     /// - Parameters:
     ///   - shutdownGrace: seconds given to fs.shutdown when the kernel ends the mount (umount).
@@ -80,14 +81,15 @@ public final class FUSESession: @unchecked Sendable {
     /// filesystem, unmounts and releases the session. Returns libfuse's loop result (0 = clean).
     @discardableResult
     public func run() -> Int32 {
-        guard let se = stateLock.withLock({ () -> OpaquePointer? in
-            loopThread = pthread_self()
-            return session
-        }) else { return -EINVAL }
         _ = roset_install_interrupt_handler(Self.wakeupSignal)
+        guard let (se, stopped) = stateLock.withLock({ () -> (OpaquePointer, Bool)? in
+            loopThread = pthread_self()
+            return session.map { ($0, stopRequested) }
+        }) else { return -EINVAL }
         let threads = UInt32(max(options.maxThreads, 1))
         let idle = UInt32(min(max(options.maxIdleThreads, 1), Int(threads)))
-        let result = roset_session_loop_mt(se, idle, threads)
+        // A stop that came before the loop started is not lost.
+        let result = stopped ? 0 : roset_session_loop_mt(se, idle, threads)
         stateLock.withLock { loopFinished = true }
         logger.info("FUSE loop ended (\(result))")
         // umount: the kernel ended the connection; the filesystem still gets its grace time.
@@ -114,6 +116,7 @@ public final class FUSESession: @unchecked Sendable {
     /// Ends the loop without the filesystem's grace time (it still runs inside `run` if not yet).
     public func requestExit() {
         guard let (se, thread) = stateLock.withLock({ () -> (OpaquePointer, pthread_t?)? in
+            stopRequested = true
             guard let session, !loopFinished else { return nil }
             return (session, loopThread)
         }) else { return }
