@@ -16,8 +16,8 @@ import Logging
 import RosetFS
 
 public final class FUSESession: @unchecked Sendable {
-    /// Sent to the loop thread to interrupt its wait; its handler does nothing. Must not be
-    /// blocked in the thread that calls `run()`.
+    /// Sent to the loop thread to interrupt its wait; its handler does nothing. `run()` unblocks
+    /// it in its own thread.
     public static let wakeupSignal: Int32 = SIGUSR2
 
     public let mountpoint: String
@@ -82,6 +82,12 @@ public final class FUSESession: @unchecked Sendable {
     @discardableResult
     public func run() -> Int32 {
         _ = roset_install_interrupt_handler(Self.wakeupSignal)
+        // The calling thread may have inherited a mask that blocks it (Dispatch threads block
+        // every signal); the knock must get through to this thread.
+        var wakeup = sigset_t()
+        sigemptyset(&wakeup)
+        sigaddset(&wakeup, Self.wakeupSignal)
+        pthread_sigmask(SIG_UNBLOCK, &wakeup, nil)
         guard let (se, stopped) = stateLock.withLock({ () -> (OpaquePointer, Bool)? in
             loopThread = pthread_self()
             return session.map { ($0, stopRequested) }
