@@ -47,7 +47,11 @@ public final class FUSESession: @unchecked Sendable {
     }
 
     deinit {
-        if let session { fuse_session_destroy(session) }
+        // Mounted but never run: take the mount away too, not just the connection.
+        if let session {
+            fuse_session_unmount(session)
+            fuse_session_destroy(session)
+        }
         dispatcherPointer.release()
     }
 
