@@ -76,6 +76,7 @@ public enum ConfigurationResolver {
         config.vfsFlags = settings.vfsFlags
         config.maxRead = settings.maxRead
         config.blockSize = settings.blockSize
+        if let v = settings.maxThreads { config.maxThreads = v }
         config.debug = settings.debug
         config.foreground = settings.foreground || settings.debug
         config.logFile = settings.logFile
@@ -116,6 +117,7 @@ struct OptionSettings {
     var uid: UInt32?, gid: UInt32?, umask: UInt32?, fileMode: UInt32?, dirMode: UInt32?
     var uploadConcurrency: Int?, partSizeMB: Int?, closeWait = false
     var foreground = false, debug = false, logFile: String?, shutdownGrace: Double?
+    var maxThreads: Int?
 
     static let opposites: [MountConfiguration.VFSFlag: MountConfiguration.VFSFlag] = [
         .nosuid: .suid, .suid: .nosuid, .nodev: .dev, .dev: .nodev, .noexec: .exec, .exec: .noexec,
@@ -158,6 +160,7 @@ struct OptionSettings {
         case "debug": debug = try flag(option)
         case "log_file": logFile = try text(option)
         case "shutdown_grace": shutdownGrace = try seconds(option)
+        case "max_threads": maxThreads = try integer(option, minimum: 1, maximum: 1024)
         default:
             if ConfigurationResolver.keyOptionNames.contains(name) {
                 throw MountHelperError(

@@ -46,6 +46,7 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
     public var vfsFlags: Set<VFSFlag> = []
     public var maxRead: UInt32?
     public var blockSize: UInt32?
+    /// libfuse worker threads at most (max_threads=).
     public var maxThreads: Int = 64
 
     // Process
@@ -78,7 +79,7 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
             "dir_mode=\(octal(dirMode))", "spool_dir=\(spoolDirectory)", "spool_max_mb=\(spoolMaxMB)",
             "upload_concurrency=\(uploadConcurrency)", "part_size_mb=\(partSizeMB)", "close_wait=\(closeWait)",
             "shutdown_grace=\(shutdownGrace)", "allow_other=\(allowOther)", "allow_root=\(allowRoot)",
-            "default_permissions=\(defaultPermissions)",
+            "default_permissions=\(defaultPermissions)", "max_threads=\(maxThreads)",
             "vfs=\(vfsFlags.map(\.rawValue).sorted().joined(separator: "+"))",
             "foreground=\(foreground)", "debug=\(debug)",
         ]

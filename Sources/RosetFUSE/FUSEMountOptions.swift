@@ -54,4 +54,7 @@ public struct FUSEMountOptions: Sendable, Hashable {
         if let maxRead { items.append("max_read=\(maxRead)") }
         return items.joined(separator: ",")
     }
+
+    /// The `-o` list handed to libfuse (for tests and logs).
+    public var fuseOptionStringForTesting: String { fuseOptionString }
 }

@@ -13,8 +13,9 @@ enum LowLevelOperations {
     static func makeTable() -> fuse_lowlevel_ops {
         var ops = fuse_lowlevel_ops()
         ops.`init` = { userdata, conn in
-            guard let conn else { return }
-            LowLevelOperations.negotiate(conn)
+            guard let conn, let userdata else { return }
+            let d = Unmanaged<RequestDispatcher>.fromOpaque(userdata).takeUnretainedValue()
+            LowLevelOperations.negotiate(conn, maxRead: d.maxRead)
         }
         ops.destroy = { userdata in
             guard let userdata else { return }
@@ -264,7 +265,7 @@ enum LowLevelOperations {
     /// Capabilities: readdirplus always (no AUTO heuristics), parallel lookups and reads, atomic
     /// O_TRUNC, 1 MiB writes, large read-ahead. No writeback cache: every write must reach the
     /// spool through `write`, in order, so close can seal exactly what was written.
-    static func negotiate(_ conn: UnsafeMutablePointer<fuse_conn_info>) {
+    static func negotiate(_ conn: UnsafeMutablePointer<fuse_conn_info>, maxRead: UInt32?) {
         let capable = conn.pointee.capable
         var want = conn.pointee.want
         for cap in [FUSE_CAP_READDIRPLUS, FUSE_CAP_ASYNC_READ, FUSE_CAP_PARALLEL_DIROPS, FUSE_CAP_ATOMIC_O_TRUNC,
@@ -280,6 +281,8 @@ enum LowLevelOperations {
         conn.pointee.max_background = 64
         conn.pointee.congestion_threshold = 48
         conn.pointee.time_gran = 1
+        // libfuse refuses the session when init and the max_read= option disagree.
+        if let maxRead { conn.pointee.max_read = maxRead }
     }
 
     static func apply(_ reply: OpenReply, to fi: UnsafeMutablePointer<fuse_file_info>) {

@@ -12,28 +12,39 @@ import CFuse
 final class RequestDispatcher: @unchecked Sendable {
     let fs: FileSystemOperations
     let blockSizeOverride: UInt32?
+    let maxRead: UInt32?
     let logger: Logger
     let shutdownGrace: Double
-    private let shutdownLock = NSLock()
+    private let shutdownState = NSCondition()
     private var shutdownStarted = false
+    private var shutdownFinished = false
 
-    init(fs: FileSystemOperations, blockSizeOverride: UInt32?, shutdownGrace: Double, logger: Logger) {
-        self.fs = fs; self.blockSizeOverride = blockSizeOverride
+    init(fs: FileSystemOperations, blockSizeOverride: UInt32?, maxRead: UInt32?, shutdownGrace: Double, logger: Logger) {
+        self.fs = fs; self.blockSizeOverride = blockSizeOverride; self.maxRead = maxRead
         self.shutdownGrace = shutdownGrace; self.logger = logger
     }
 
-    /// Runs fs.shutdown once; later callers return at once (the first one is still flushing or done).
+    /// Runs fs.shutdown once. A later caller waits until that first shutdown has finished, so
+    /// nobody unmounts or exits while pending uploads still have their grace time.
     func shutdownFileSystemOnce(grace: Double? = nil) {
-        let first: Bool = shutdownLock.withLock {
-            if shutdownStarted { return false }
-            shutdownStarted = true
-            return true
+        shutdownState.lock()
+        if shutdownStarted {
+            while !shutdownFinished { shutdownState.wait() }
+            shutdownState.unlock()
+            return
         }
-        guard first else { return }
+        shutdownStarted = true
+        shutdownState.unlock()
+
         let g = grace ?? shutdownGrace
         logger.info("stopping the filesystem: no new writes, up to \(g) s for pending uploads")
         fs.shutdown(grace: g)
         logger.info("filesystem stopped")
+
+        shutdownState.lock()
+        shutdownFinished = true
+        shutdownState.broadcast()
+        shutdownState.unlock()
     }
 
     static func from(_ req: fuse_req_t?) -> RequestDispatcher {

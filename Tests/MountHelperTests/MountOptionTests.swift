@@ -48,8 +48,10 @@ func refusal(_ body: () throws -> Any) -> MountHelperError? {
     }
 
     @Test func fuseOptions() throws {
-        let c = try resolve("allow_other,default_permissions,max_read=131072,blksize=65536")
+        let c = try resolve("allow_other,default_permissions,max_read=131072,blksize=65536,max_threads=12")
         #expect(c.allowOther && c.defaultPermissions && !c.allowRoot)
+        #expect(c.maxThreads == 12)
+        #expect(refusal { try resolve("max_threads=0") }?.message.contains("max_threads") == true)
         #expect(c.maxRead == 131072 && c.blockSize == 65536)
         #expect(refusal { try resolve("allow_other,allow_root") }?.message.contains("allow_root") == true)
     }

@@ -93,6 +93,7 @@ struct FUSESessionTests {
             #expect(errnoOf { link(m.path("d/inner"), m.path("hard")) } == EPERM)
             #expect(errnoOf { mkfifo(m.path("fifo"), 0o644) } == EPERM)
             #expect(errnoOf { unlink(m.path("d/inner")) } == 0)
+            #expect(eventually { m.fs.count("forget") >= 1 })   // the unlinked inode is evicted and forgotten
             #expect(errnoOf { rmdir(m.path("d")) } == 0)
             #expect(m.fs.count("rmdir") == 2)
             #expect(m.fs.count("mkdir") >= 1)
@@ -222,6 +223,7 @@ struct FUSESessionTests {
             #expect(m.fs.count("fsync") == 1)
             #expect(m.fs.count("flush") >= 1)
             #expect(access(m.path("s"), R_OK) == 0)
+            #expect(m.fs.count("access") >= 1)
         }
     }
 
@@ -245,6 +247,31 @@ struct FUSESessionTests {
             #expect(v.f_flag & UInt(8) /* ST_NOEXEC */ != 0)
             #expect(v.f_flag & UInt(1024) /* ST_NOATIME */ != 0)
         }
+    }
+
+    @Test func fuseAndKernelOptionsAreAccepted() throws {
+        let options = FUSEMountOptions(fsName: "roset:with,comma", allowOther: true, defaultPermissions: true,
+                                       kernelFlags: [.suid, .dev, .exec, .relatime, .sync, .dirsync],
+                                       maxRead: 131072, maxThreads: 8, maxIdleThreads: 2)
+        try withMount(options) { m in
+            let text = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
+            let line = text.split(separator: "\n").first { $0.contains(" \(m.mountpoint) ") }.map(String.init) ?? ""
+            #expect(line.contains("allow_other"))
+            #expect(line.contains("default_permissions"))
+            #expect(line.contains("max_read=131072"))
+            #expect(line.contains("roset:with,comma"))
+            #expect(!line.contains("nosuid") && !line.contains("nodev"))
+            var v = statvfs()
+            let rc = statvfs(m.mountpoint, &v)
+            #expect(rc == 0, "statvfs: \(String(cString: strerror(errno)))")
+            #expect(v.f_flag & UInt(16) != 0)   // ST_SYNCHRONOUS
+        }
+    }
+
+    @Test func optionStringEscapesAndOmitsKernelDefaults() {
+        let o = FUSEMountOptions(fsName: "roset:a,b", readOnly: true, allowRoot: true, kernelFlags: [.relatime, .atime, .nosuid])
+        let s = o.fuseOptionStringForTesting
+        #expect(s == "fsname=roset:a\\,b,subtype=roset,ro,allow_root,nosuid")
     }
 
     @Test func stopEndsTheLoopShutsDownOnceAndUnmounts() throws {
