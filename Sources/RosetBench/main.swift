@@ -116,7 +116,7 @@ struct RosetBench: ParsableCommand {
     }
 
     private func curlUpload(urls: [String], files: [String]) throws {
-        var args = ["-Z", "--parallel-max", String(parallel)]
+        var args = ["--no-progress-meter", "-Z", "--parallel-max", String(parallel)]
         for (i, url) in urls.enumerated() {
             if i > 0 { args.append("--next") }
             args += ["-sS", "-f", "-H", "Expect:", "-o", "/dev/null", "-T", files[i], url]
@@ -125,7 +125,7 @@ struct RosetBench: ParsableCommand {
     }
 
     private func curlDownload(url: String, ranges: [(Int, Int)]) throws {
-        var args = ["-Z", "--parallel-max", String(parallel)]
+        var args = ["--no-progress-meter", "-Z", "--parallel-max", String(parallel)]
         for (i, (offset, length)) in ranges.enumerated() {
             if i > 0 { args.append("--next") }
             args += ["-sS", "-f", "-r", "\(offset)-\(offset + length - 1)", "-o", "/dev/null", url]
