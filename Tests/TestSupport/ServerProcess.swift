@@ -77,7 +77,11 @@ public final class ServerProcess: @unchecked Sendable {
             }
             baseURL = url
             try Self.waitForHealth(baseURL: url, timeout: startupTimeout)
-            apiKey = try Self.firstLine(of: dir.url.appendingPathComponent("apikey"))
+            // With `--apikey-file` elsewhere, DATA/apikey may not exist: the test knows its keys.
+            let keyFile = extraArguments.firstIndex(of: "--apikey-file").flatMap {
+                extraArguments.indices.contains($0 + 1) ? URL(fileURLWithPath: extraArguments[$0 + 1]) : nil
+            } ?? dir.url.appendingPathComponent("apikey")
+            apiKey = try Self.firstLine(of: keyFile)
             adminToken = (try? Self.firstLine(of: dir.url.appendingPathComponent("admin-token"))) ?? ""
         } catch {
             Self.terminate(pid: p.processIdentifier, process: p)
