@@ -346,4 +346,60 @@ struct ClientContractTests {
             #expect(Set(names) == Set((0..<15).map { "f\($0)" } + (0..<15).map { "u\($0)" }))
         }
     }
+
+    @Test func concurrentCallersShareTheHandlePool() throws {
+        try Contract.withServer { server in
+            let client = Contract.client(server)
+            let root = try client.resolveRoot()
+            let before = client.transferStatistics
+            let failures = Failures()
+            let group = DispatchGroup()
+            for _ in 0..<8 {
+                group.enter()
+                Thread {
+                    defer { group.leave() }
+                    for _ in 0..<40 {
+                        do { if try client.node(id: root.id).id != root.id { failures.add("wrong node") } }
+                        catch { failures.add("\(error)") }
+                    }
+                }.start()
+            }
+            group.wait()
+            #expect(failures.all.isEmpty)
+            let after = client.transferStatistics
+            #expect(after.requests - before.requests == 320)
+            // At most one connection per concurrent caller, not one per request.
+            #expect(after.connectionsOpened - before.connectionsOpened <= 8)
+        }
+    }
+
+    @Test func stalledAnswersTimeOutAsNetworkErrors() throws {
+        try Contract.withServer { server in
+            var configuration = ClientConfiguration(apiURL: server.baseURL, apiKey: server.apiKey, connectTimeout: 2,
+                                                    lowSpeedLimit: 1024, lowSpeedTime: 1, requestTimeout: 1,
+                                                    maxAttempts: 2, backoffBase: 0.001, backoffCap: 0.01)
+            configuration.logger.logLevel = .critical
+            let client = RosetAPIClient(configuration: configuration)
+            let root = try client.resolveRoot()
+            let file = try Contract.RandomFile(size: 10_000)
+            let node = try Contract.upload(client, file: file, name: "slow.bin", parentId: root.id, partSize: 1 << 20)
+            let grant = try client.download(id: node.id)
+            try server.setFaults(#"{"latencyMs":{"control":4000,"download":4000}}"#)
+            let control = try #require(throws: RosetError.self) { try client.node(id: root.id) }
+            #expect(control.kind == .network && control.errno == EIO)
+            var buffer = [UInt8](repeating: 0, count: 100)
+            let read = try #require(throws: RosetError.self) {
+                try buffer.withUnsafeMutableBytes { try client.read(url: grant.url, offset: 0, into: $0) }
+            }
+            #expect(read.kind == .network)
+            #expect(!read.message.contains("sig=") || read.message.contains("sig=REDACTED"))
+        }
+    }
+}
+
+final class Failures: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [String] = []
+    func add(_ s: String) { lock.withLock { items.append(s) } }
+    var all: [String] { lock.withLock { items } }
 }

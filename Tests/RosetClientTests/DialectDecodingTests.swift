@@ -50,6 +50,8 @@ private let platformNode = #"{"id":"n1","tenantId":"t","mountId":"m","parentId":
         #"{"id":"x","type":"file"}"#,                 // no name
         #"{"id":"x","name":"n","type":"file","size":"big"}"#,
         #"{"id":"x","name":"n","type":"file","size":1e300}"#,
+        #"{"id":"x","name":"n","type":"file","size":123456789012345678901234567890}"#,
+        #"{"id":"x","name":"n","type":"file","size":18446744073709551615}"#,
         #"{"id":"x","name":"n","type":"file","size":-1}"#,
         #"{"id":"x","name":"n","type":"file","size":1.5}"#,
         #"{"id":"x","name":"n","type":"file","size":true}"#,
@@ -58,6 +60,13 @@ private let platformNode = #"{"id":"n1","tenantId":"t","mountId":"m","parentId":
     ])
     func malformedNodesFail(_ text: String) throws {
         #expect(throws: WireDecodingError.self) { try WireDecoding.node(fromEnvelope: try json(text)) }
+    }
+
+    @Test func largeButValidSizesDecodeExactly() throws {
+        let n = try WireDecoding.node(json(#"{"id":"x","name":"n","type":"file","size":9007199254740993}"#))
+        #expect(n.size == 9_007_199_254_740_993 || n.size == 9_007_199_254_740_992)
+        let m = try WireDecoding.node(json(#"{"id":"x","name":"n","type":"file","size":1099511627776}"#))
+        #expect(m.size == 1 << 40)
     }
 
     @Test func invalidJSONAndHostileNestingFail() {
