@@ -55,10 +55,11 @@ struct RosetBench: ParsableCommand {
         let grant = try client.initUpload(UploadRequest(parentId: folder.id, name: "bench.bin", size: Int64(size), multipart: true))
         let partURLs = try (1...work.partCount).map { try client.partUploadURL(token: grant.uploadToken, partNumber: $0) }
         var bestClientUp = Double.infinity, bestCurlUp = Double.infinity
+        var cpu = CPU()
         var etags: [UploadedPart] = []
         for _ in 0..<max(1, rounds) {
-            bestCurlUp = min(bestCurlUp, try timed { try curlUpload(urls: partURLs, files: work.partFiles) })
-            bestClientUp = min(bestClientUp, try timed { etags = try clientUpload(client, urls: partURLs, work: work) })
+            bestCurlUp = min(bestCurlUp, try timed(cpu: &cpu.curlUp) { try curlUpload(urls: partURLs, files: work.partFiles) })
+            bestClientUp = min(bestClientUp, try timed(cpu: &cpu.clientUp) { etags = try clientUpload(client, urls: partURLs, work: work) })
         }
         let node = try client.completeUpload(token: grant.uploadToken, parts: etags)
         guard node.size == Int64(size) else { throw ValidationError("completed node has size \(node.size), expected \(size)") }
@@ -71,25 +72,43 @@ struct RosetBench: ParsableCommand {
         memset(memory.baseAddress!, 0, size)  // fault the pages in outside the timed section
         var bestClientDown = Double.infinity, bestCurlDown = Double.infinity
         for _ in 0..<max(1, rounds) {
-            bestCurlDown = min(bestCurlDown, try timed { try curlDownload(url: download.url, ranges: ranges) })
-            bestClientDown = min(bestClientDown, try timed { try clientDownload(client, url: download.url, ranges: ranges, into: memory) })
+            bestCurlDown = min(bestCurlDown, try timed(cpu: &cpu.curlDown) { try curlDownload(url: download.url, ranges: ranges) })
+            bestClientDown = min(bestClientDown, try timed(cpu: &cpu.clientDown) { try clientDownload(client, url: download.url, ranges: ranges, into: memory) })
         }
         let identical = memcmp(memory.baseAddress!, work.sourceMapping, size) == 0
 
         let mib = Double(size) / 1_048_576
-        func line(_ what: String, _ c: Double, _ k: Double) -> String {
-            String(format: "%@ %-8@ client %8.1f MiB/s   curl %8.1f MiB/s   ratio %.2f", label, what, mib / c, mib / k, k / c)
+        let r = Double(max(1, rounds))
+        func line(_ what: String, _ c: Double, _ k: Double, _ cc: Double, _ kc: Double) -> String {
+            String(format: "%@ %-8@ client %8.1f MiB/s   curl %8.1f MiB/s   ratio %.2f   (CPU s/round: client %.2f, curl %.2f)",
+                   label, what, mib / c, mib / k, k / c, cc / r, kc / r)
         }
         print("roset-bench: \(sizeMb) MiB, parts \(partSizeMb) MiB, ranges \(rangeMb) MiB, \(parallel) in flight, best of \(max(1, rounds))")
-        print(line("upload", bestClientUp, bestCurlUp))
-        print(line("download", bestClientDown, bestCurlDown))
+        print(line("upload", bestClientUp, bestCurlUp, cpu.clientUp, cpu.curlUp))
+        print(line("download", bestClientDown, bestCurlDown, cpu.clientDown, cpu.curlDown))
         print("\(label) download content identical to the source: \(identical)")
     }
 
-    private func timed(_ body: () throws -> Void) throws -> Double {
+    /// Wall-clock seconds of `body`; adds the CPU seconds it cost (this process for the client,
+    /// reaped children for curl) to `cpu`.
+    private func timed(cpu: inout Double, _ body: () throws -> Void) throws -> Double {
+        let cpuBefore = cpuSeconds()
         let start = DispatchTime.now().uptimeNanoseconds
         try body()
-        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let after = cpuSeconds()
+        cpu += (after.selfSeconds - cpuBefore.selfSeconds) + (after.children - cpuBefore.children)
+        return wall
+    }
+
+    private func cpuSeconds() -> (selfSeconds: Double, children: Double) {
+        func seconds(_ who: Int32) -> Double {
+            var u = rusage()
+            getrusage(__rusage_who_t(who), &u)
+            return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) / 1e6
+                + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6
+        }
+        return (seconds(RUSAGE_SELF.rawValue), seconds(RUSAGE_CHILDREN.rawValue))
     }
 
     private func clientUpload(_ client: RosetAPIClient, urls: [String], work: Scratch) throws -> [UploadedPart] {
@@ -161,6 +180,8 @@ func inParallel(count: Int, width: Int, _ body: @escaping @Sendable (Int) throws
     group.wait()
     if let error = queue.firstError { throw error }
 }
+
+struct CPU { var clientUp = 0.0, curlUp = 0.0, clientDown = 0.0, curlDown = 0.0 }
 
 struct SharedBuffer: @unchecked Sendable {
     let buffer: UnsafeMutableRawBufferPointer
