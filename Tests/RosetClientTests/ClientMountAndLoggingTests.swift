@@ -23,9 +23,8 @@ final class CapturedLog: @unchecked Sendable {
         subscript(metadataKey key: String) -> Logger.Metadata.Value? {
             get { metadata[key] } set { metadata[key] = newValue }
         }
-        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?,
-                 source: String, file: String, function: String, line: UInt) {
-            sink.append("\(level) \(message)")
+        func log(event: LogEvent) {
+            sink.append("\(event.level) \(event.message)")
         }
     }
 
