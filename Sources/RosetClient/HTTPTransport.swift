@@ -49,6 +49,15 @@ struct HTTPOutcome {
 }
 
 struct TransportFailure: Error {
+    enum Kind {
+        /// Connect, reset, timeout, a body cut short: worth another attempt.
+        case network
+        /// The answer was larger than the sink accepts: another attempt would be the same.
+        case responseTooLarge
+        /// Reading the caller's file failed: not the network's fault.
+        case localFile
+    }
+    var kind: Kind = .network
     var message: String
 }
 
@@ -348,9 +357,10 @@ final class HTTPTransport: @unchecked Sendable {
                 && (context.stoppedAfterFilling || context.rangeFailure != nil)
             if !cutShortOnPurpose {
                 if context.bodyTooLarge {
-                    return .failure(TransportFailure(message: "response body larger than \(context.collectLimit) bytes"))
+                    return .failure(TransportFailure(kind: .responseTooLarge,
+                                                     message: "response body larger than \(context.collectLimit) bytes"))
                 }
-                if let failure = context.uploadFailure { return .failure(TransportFailure(message: failure)) }
+                if let failure = context.uploadFailure { return .failure(TransportFailure(kind: .localFile, message: failure)) }
                 let detail = String(cString: easy.errorBuffer)
                 let text = detail.isEmpty ? String(cString: curl_easy_strerror(result)) : detail
                 return .failure(TransportFailure(message: "\(text) (curl \(result.rawValue))"))

@@ -270,7 +270,11 @@ public final class RosetAPIClient: ControlPlane, ObjectStore, @unchecked Sendabl
                 statsLock.withLock { requestsSent += 1 }
                 let message = redaction.text(transportFailure.message)
                 logger.debug("\(request.method) \(shownURL) -> network error in \(String(format: "%.1f", millis)) ms (attempt \(attempt)): \(message)")
-                failure = RosetError(kind: .network, endpoint: endpoint, message: message)
+                switch transportFailure.kind {
+                case .network: failure = RosetError(kind: .network, endpoint: endpoint, message: message)
+                case .responseTooLarge: failure = RosetError(kind: .decoding, endpoint: endpoint, message: message)
+                case .localFile: failure = RosetError(kind: .badRequest, endpoint: endpoint, message: message)
+                }
             }
             guard RetryPolicy.isRetryable(failure), attempt < retryPolicy.maxAttempts else {
                 if attempt > 1 || failure.kind != .notFound {

@@ -192,4 +192,26 @@ private let nodeJSON = #"{"id":"n1","name":"d","type":"folder","createdAt":"2025
         #expect(lines[1] == "GET /v1/nodes/d/children?pageSize=500&page=2 HTTP/1.1")
         #expect(lines[2] == "GET /v1/nodes/d/children?pageSize=500&cursor=c%3D2%26x%2By HTTP/1.1")
     }
+
+    @Test func aFileShorterThanThePartIsALocalErrorNotRetried() throws {
+        let server = try ScriptedHTTPServer(responses: [ScriptedHTTPServer.response(200, headers: ["ETag: \"e\""])])
+        defer { server.stop() }
+        let file = try Contract.RandomFile(size: 100)
+        let error = try #require(throws: RosetError.self) {
+            try scriptedClient(server, maxAttempts: 5).write(url: server.baseURL + "/o", fileDescriptor: file.fd, offset: 0, length: 1000)
+        }
+        #expect(error.kind == .badRequest && error.message.contains("shorter"))
+        #expect(server.requests.count <= 1)
+    }
+
+    @Test func anOversizedAnswerFailsOnceWithoutRetries() throws {
+        let huge = String(repeating: "z", count: 3 << 20)
+        let server = try ScriptedHTTPServer(responses: [ScriptedHTTPServer.response(200, headers: ["ETag: \"e\""], body: huge)])
+        defer { server.stop() }
+        let file = try Contract.RandomFile(size: 10)
+        let error = try #require(throws: RosetError.self) {
+            try scriptedClient(server, maxAttempts: 5).write(url: server.baseURL + "/o", fileDescriptor: file.fd, offset: 0, length: 10)
+        }
+        #expect(error.kind == .decoding && server.requests.count == 1)
+    }
 }
