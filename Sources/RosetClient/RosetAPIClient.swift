@@ -68,6 +68,7 @@ public final class RosetAPIClient: ControlPlane, ObjectStore, @unchecked Sendabl
         var page = 1
         var cursor: String? = nil
         var seenCursors = Set<String>()
+        var previousPage: [String] = []
         while true {
             var query = "pageSize=\(pageSize)"
             if let cursor { query += "&cursor=\(Self.queryValue(cursor))" } else { query += "&page=\(page)" }
@@ -78,6 +79,12 @@ public final class RosetAPIClient: ControlPlane, ObjectStore, @unchecked Sendabl
             if batch.nodes.isEmpty {
                 throw RosetError(kind: .decoding, endpoint: endpoint, message: "an empty page claims more entries follow")
             }
+            // A server that ignores `page`/`cursor` would otherwise be paged forever.
+            let ids = batch.nodes.map(\.id)
+            if ids == previousPage {
+                throw RosetError(kind: .decoding, endpoint: endpoint, message: "the server repeated a page")
+            }
+            previousPage = ids
             if let next = batch.nextCursor {
                 guard seenCursors.insert(next).inserted else {
                     throw RosetError(kind: .decoding, endpoint: endpoint, message: "the server repeated a cursor")

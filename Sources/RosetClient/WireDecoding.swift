@@ -188,10 +188,15 @@ public enum WireDecoding {
         }
         let entry: Any?
         if let exact = map[path] { entry = exact }
-        else if map.count == 1 { entry = map.first?.value }  // the server normalised the path
-        else { entry = nil }
+        else if map.count == 1, let only = map.first, lastComponent(only.key) == lastComponent(path) {
+            entry = only.value  // the server echoed a normalised form of the path ("/a" for "a")
+        } else { entry = nil }
         if isNull(entry) { return nil }
         return try node(entry)
+    }
+
+    private static func lastComponent(_ path: String) -> Substring {
+        path.split(separator: "/", omittingEmptySubsequences: true).last ?? ""
     }
 
     private static func isWrapped(top: [String: Any], nodes: [String: Any], path: String) -> Bool {

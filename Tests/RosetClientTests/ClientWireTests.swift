@@ -182,11 +182,11 @@ private let nodeJSON = #"{"id":"n1","name":"d","type":"folder","createdAt":"2025
         let a = #"{"id":"a","name":"a","type":"file"}"#
         let server = try ScriptedHTTPServer(responses: [
             ScriptedHTTPServer.response(200, body: #"{"children":[\#(a)],"total":3,"hasMore":true}"#),
-            ScriptedHTTPServer.response(200, body: #"{"items":[\#(a)],"hasMore":true,"nextCursor":"c=2&x+y"}"#),
-            ScriptedHTTPServer.response(200, body: #"{"items":[\#(a)],"hasMore":false,"nextCursor":null}"#),
+            ScriptedHTTPServer.response(200, body: #"{"items":[\#(a.replacingOccurrences(of: "\"a\"", with: "\"b\""))],"hasMore":true,"nextCursor":"c=2&x+y"}"#),
+            ScriptedHTTPServer.response(200, body: #"{"items":[\#(a.replacingOccurrences(of: "\"a\"", with: "\"c\""))],"hasMore":false,"nextCursor":null}"#),
         ])
         defer { server.stop() }
-        #expect(try scriptedClient(server).children(of: "d").count == 3)
+        #expect(try scriptedClient(server).children(of: "d").map(\.name) == ["a", "b", "c"])
         let lines = server.requests.map(\.requestLine)
         #expect(lines[0] == "GET /v1/nodes/d/children?pageSize=500&page=1 HTTP/1.1")
         #expect(lines[1] == "GET /v1/nodes/d/children?pageSize=500&page=2 HTTP/1.1")
@@ -213,5 +213,15 @@ private let nodeJSON = #"{"id":"n1","name":"d","type":"folder","createdAt":"2025
             try scriptedClient(server, maxAttempts: 5).write(url: server.baseURL + "/o", fileDescriptor: file.fd, offset: 0, length: 10)
         }
         #expect(error.kind == .decoding && server.requests.count == 1)
+    }
+
+    @Test func aServerRepeatingTheSamePageIsAnErrorNotALoop() throws {
+        let a = #"{"id":"a","name":"a","type":"file"}"#
+        let server = try ScriptedHTTPServer(responses: [
+            ScriptedHTTPServer.response(200, body: #"{"children":[\#(a)],"total":9,"hasMore":true}"#),
+        ])
+        defer { server.stop() }
+        let error = try #require(throws: RosetError.self) { try scriptedClient(server).children(of: "d") }
+        #expect(error.kind == .decoding && server.requests.count == 2)
     }
 }

@@ -89,6 +89,10 @@ private let platformNode = #"{"id":"n1","tenantId":"t","mountId":"m","parentId":
         #expect(try WireDecoding.resolved(json(#"{}"#), path: "a") == nil)
         // Wrapped with an extra key, and the server normalising the path it echoes.
         #expect(try WireDecoding.resolved(json(#"{"nodes":{"/a":\#(node)},"requestId":"q"}"#), path: "a")?.id == "r")
+        #expect(try WireDecoding.resolved(json(#"{"/":\#(node)}"#), path: "")?.id == "r")
+        // A different name is never taken for the one asked for.
+        #expect(try WireDecoding.resolved(json(#"{"nodes":{"b":\#(node)}}"#), path: "a") == nil)
+        #expect(try WireDecoding.resolved(json(#"{"b":\#(node)}"#), path: "a") == nil)
         // A path literally named "nodes", flat and wrapped.
         #expect(try WireDecoding.resolved(json(#"{"nodes":\#(node)}"#), path: "nodes")?.id == "r")
         #expect(try WireDecoding.resolved(json(#"{"nodes":{"nodes":\#(node)}}"#), path: "nodes")?.id == "r")
