@@ -243,7 +243,7 @@ final class HTTPTransport: @unchecked Sendable {
     let settings: TransportSettings
     /// Buffer sizes for bulk transfers: large, so that a 256 MiB transfer costs few callbacks.
     static let downloadBufferSize = 1 << 20
-    static let uploadBufferSize = 2 << 20
+    static let uploadBufferSize = 512 << 10
 
     init(settings: TransportSettings) { self.settings = settings }
 
