@@ -6,21 +6,61 @@
 import Foundation
 import Logging
 import MountHelper
+import RosetClient
 import RosetFS
 import RosetFUSE
 #if canImport(Glibc)
 import Glibc
 #endif
 
-// ─── The lead replaces this body at merge (RosetAPIClient + RosetFileSystem). ───────────────────
-/// Builds the filesystem for `config`: must authenticate, resolve the root and recover the spool,
-/// throwing an error whose description is the message mount(8) prints (wrong key, unreachable
-/// api_url, ...). A MountHelperError's exitStatus is used as the exit status.
+/// Builds the filesystem for `config`: authenticates, resolves the root and recovers the spool
+/// (all inside RosetFileSystem.init), so that a wrong key or an unreachable control plane fails
+/// the mount with a message instead of mounting a broken tree. Runs in the daemon, after the
+/// forks: libcurl's and the uploader's threads start here, never earlier.
 func makeFileSystem(_ config: MountConfiguration) throws -> FileSystemOperations {
-    throw MountHelperError("the filesystem is not wired yet (makeFileSystem in Sources/MountRoset/main.swift)",
-                           exitStatus: MountHelperError.mountFailureStatus)
+    let client = RosetAPIClient(configuration: ClientConfiguration(
+        apiURL: config.apiURL.absoluteString, apiKey: config.apiKey.value, mountId: config.mountId,
+        connectTimeout: config.connectTimeout, requestTimeout: config.requestTimeout,
+        logger: Logger(label: "roset.client")))
+    var fs = FileSystemConfiguration(apiURL: client.configuration.apiURL, mountId: config.mountId ?? "default",
+                                     spoolDirectory: config.spoolDirectory)
+    fs.cacheTTL = config.cacheTTL
+    fs.cacheSizeMB = config.cacheSizeMB
+    fs.readOnly = config.readOnly
+    fs.uid = config.uid
+    fs.gid = config.gid
+    fs.umask = config.umask
+    fs.fileMode = config.fileMode
+    fs.dirMode = config.dirMode
+    fs.spoolMaxMB = config.spoolMaxMB
+    fs.uploadConcurrency = config.uploadConcurrency
+    fs.partSizeMB = config.partSizeMB
+    fs.closeWait = config.closeWait
+    fs.shutdownGrace = config.shutdownGrace
+    do {
+        return try RosetFileSystem(configuration: fs, controlPlane: client, store: client,
+                                   logger: Logger(label: "roset.fs"))
+    } catch let error as RosetError {
+        throw MountHelperError(startupMessage(for: error, config: config), exitStatus: MountHelperError.mountFailureStatus)
+    }
 }
-// ────────────────────────────────────────────────────────────────────────────────────────────────
+
+/// What mount(8) prints when the control plane refuses the mount.
+func startupMessage(for error: RosetError, config: MountConfiguration) -> String {
+    let url = config.apiURL.absoluteString
+    switch error.kind {
+    case .unauthorized:
+        return "the control plane at \(url) refused the API key (HTTP 401): check the key file or ROSET_API_KEY"
+    case .forbidden:
+        return "the API key is not allowed to use mount \(config.mountId ?? "default") at \(url) (HTTP 403)"
+    case .notFound:
+        return "mount \(config.mountId ?? "default") does not exist at \(url) (\(error.code ?? "HTTP 404"))"
+    case .network:
+        return "cannot reach the control plane at \(url): \(error.message)"
+    default:
+        return "the control plane at \(url) failed while mounting: \(error)"
+    }
+}
 
 func fuseOptions(_ config: MountConfiguration) -> FUSEMountOptions {
     FUSEMountOptions(
