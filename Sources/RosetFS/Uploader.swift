@@ -239,7 +239,7 @@ final class Uploader: @unchecked Sendable {
         let progress = UploadProgress(token: grant.uploadToken, expiresAt: grant.expiresAt.timeIntervalSince1970,
                                       multipart: plan.isMultipart, partSize: plan.partSize, parts: [])
         entry.cond.lock()
-        let current = entry.generation == generation && entry.phase == .uploading
+        let current = entry.generation == generation && entry.phase == .uploading && !isStopped
         var oldKey: String?
         if current {
             if let assigned, entry.record.target.nodeId == nil {
