@@ -5,7 +5,7 @@
 //
 //   MountRoset (mount.roset) ─▶ MountHelper ─▶ CMount
 //            └──────────────▶ RosetFUSE ─▶ RosetFS ─▶ RosetClient ─▶ CCurl
-//                                  └─▶ CFuse
+//                                  └─▶ CFuse    └─▶ COpenSSL (SHA-256)
 //   RosetServerMain (roset-server) ─▶ RosetServer ─▶ Hummingbird, GRDB, Crypto
 //
 // Setting ROSET_WITHOUT_SERVER=1 leaves the server and its (slow to build) dependencies out, for
@@ -33,9 +33,11 @@ var targets: [Target] = [
                    providers: [.apt(["libfuse3-dev"])]),
     .systemLibrary(name: "CMount", path: "Sources/CMount", pkgConfig: "mount",
                    providers: [.apt(["libmount-dev"])]),
+    .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "libcrypto",
+                   providers: [.apt(["libssl-dev"])]),
 
     .target(name: "RosetClient", dependencies: ["CCurl", logging]),
-    .target(name: "RosetFS", dependencies: ["RosetClient", logging]),
+    .target(name: "RosetFS", dependencies: ["RosetClient", "COpenSSL", logging]),
     .target(name: "RosetFUSE", dependencies: ["CFuse", "RosetFS", logging]),
     .target(name: "MountHelper", dependencies: ["CMount", argumentParser, logging]),
     .executableTarget(name: "MountRoset",

@@ -8,7 +8,7 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-    fuse3 libfuse3-dev libcurl4-openssl-dev libmount-dev libsqlite3-dev pkg-config \
+    fuse3 libfuse3-dev libcurl4-openssl-dev libmount-dev libsqlite3-dev libssl-dev pkg-config \
     util-linux mount attr psmisc procps groff-base man-db curl ca-certificates python3-pip >/dev/null
 if ! python3 -c 'import moto.server' 2>/dev/null || ! command -v moto_server >/dev/null; then
     python3 -m pip install -q 'moto[server]' || python3 -m pip install -q --break-system-packages 'moto[server]'
