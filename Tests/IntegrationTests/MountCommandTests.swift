@@ -1,0 +1,176 @@
+// mount.roset as util-linux mount(8) runs it, for real: `mount -t fuse.roset`, `mount -t roset`,
+// fstab lines through `mount --fstab FILE` (never the machine's /etc/fstab), and mount.fuse3
+// running `roset` from PATH. Each test puts /sbin/mount.fuse.roset and /sbin/mount.roset in
+// place (links to the built binary) and restores /sbin afterwards; `umount DIR` must end the daemon.
+import Foundation
+import Testing
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite(.serialized, .timeLimit(.minutes(10)),
+       .enabled(if: MountCommandEnvironment.isAvailable, "\(MountCommandEnvironment.requirement)"))
+struct MountCommandTests {
+    /// After a mount: live at once, one daemon, then `umount DIR` takes the mount and the daemon away.
+    private func expectLiveThenUmount(_ f: MountCommandFixture, _ dir: String, fsName: String = "roset:default") {
+        #expect(f.isMounted(dir), "\(dir) is not a fuse.roset mount")
+        #expect(procMountsEntry(dir)?.source == fsName)
+        #expect(Posix.stat(dir).0 == .ok)
+        #expect(Posix.write(dir + "/hello.txt", Array("hi".utf8)) == .ok)
+        #expect(Posix.read(dir + "/hello.txt").1 == Array("hi".utf8))
+        let daemons = f.daemons(serving: dir)
+        #expect(daemons.count == 1, "daemons serving \(dir): \(daemons)")
+        let u = Command.run("/bin/umount", [dir])
+        #expect(u.status == 0, "umount: \(u)")
+        #expect(f.waitUntilUnmounted(dir))
+        for pid in daemons { #expect(ProcFS.waitUntilGone(pid), "daemon \(pid) still running after umount") }
+    }
+
+    @Test func mountTypeFuseRosetThroughMount8() throws {
+        let f = try MountCommandFixture()
+        defer { f.close() }
+        try f.sbin.link("mount.fuse.roset", to: f.binary)
+        let dir = try f.mountpoint("fuse-type")
+        let r = f.mount(["-t", "fuse.roset", "default", dir, "-o", f.options(for: dir)])
+        #expect(r.status == 0, "mount -t fuse.roset: \(r)")
+        expectLiveThenUmount(f, dir)
+    }
+
+    @Test func mountTypeRosetThroughMount8() throws {
+        let f = try MountCommandFixture(serverArguments: ["--mount", "datasets"])
+        defer { f.close() }
+        try f.sbin.link("mount.roset", to: f.binary)
+        try f.sbin.clear("mount.fuse.roset")
+        let dir = try f.mountpoint("roset-type")
+        let r = f.mount(["-t", "roset", "datasets", dir, "-o", f.options(for: dir)])
+        #expect(r.status == 0, "mount -t roset: \(r)")
+        // SPEC chose the mount: the second mount of the server, named in /proc/mounts.
+        expectLiveThenUmount(f, dir, fsName: "roset:datasets")
+    }
+
+    @Test func fakeMountThroughMount8RunsTheHelperAndDoesNotMount() throws {
+        let f = try MountCommandFixture()
+        defer { f.close() }
+        try f.sbin.link("mount.fuse.roset", to: f.binary)
+        let dir = try f.mountpoint("fake")
+        let ok = f.mount(["-f", "-t", "fuse.roset", "default", dir, "-o", f.options(for: dir)])
+        #expect(ok.status == 0, "\(ok)")
+        #expect(MountProcess.fsType(of: dir) == nil)
+        #expect(f.daemons(serving: dir).isEmpty)
+        // The helper really ran with -f: a bad option value is still refused, by the helper.
+        let bad = f.mount(["-f", "-t", "fuse.roset", "default", dir, "-o", f.options(for: dir, ["cache_ttl=abc"])])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("cache_ttl"), "\(bad)")
+        #expect(MountProcess.fsType(of: dir) == nil)
+    }
+
+    @Test func fstabLineThroughMountFstabFileDir() throws {
+        let f = try MountCommandFixture()
+        defer { f.close() }
+        try f.sbin.link("mount.fuse.roset", to: f.binary)
+        let dir = try f.mountpoint("fstab-explicit")
+        let fstab = f.scratch.path + "/fstab"
+        // noauto + x-systemd.automount + nofail + _netdev: accepted, and mounted when named.
+        try "default \(dir) fuse.roset \(f.options(for: dir, ["nofail", "_netdev", "x-systemd.automount", "noauto"])) 0 0\n"
+            .write(toFile: fstab, atomically: true, encoding: .utf8)
+        let r = f.mount(["--fstab", fstab, dir])
+        #expect(r.status == 0, "mount --fstab FILE DIR: \(r)")
+        expectLiveThenUmount(f, dir)
+    }
+
+    @Test func fstabMountAllSkipsNoautoAndMountsTheRest() throws {
+        let f = try MountCommandFixture()
+        defer { f.close() }
+        try f.sbin.link("mount.fuse.roset", to: f.binary)
+        let auto = try f.mountpoint("fstab-auto")
+        let manual = try f.mountpoint("fstab-noauto")
+        let fstab = f.scratch.path + "/fstab"
+        try """
+            # roset-fuse test fstab (never /etc/fstab)
+            default \(auto) fuse.roset \(f.options(for: auto, ["_netdev", "nofail", "comment=\"roset,test\""])) 0 0
+            default \(manual) fuse.roset \(f.options(for: manual, ["nofail", "_netdev", "x-systemd.automount", "noauto"])) 0 0
+
+            """.write(toFile: fstab, atomically: true, encoding: .utf8)
+        // -t limits `mount -a` to fuse.roset lines; the file holds only this test's lines anyway.
+        let r = f.mount(["-a", "--fstab", fstab, "-t", "fuse.roset"])
+        #expect(r.status == 0, "mount -a --fstab FILE: \(r)")
+        #expect(f.isMounted(auto), "the auto line was not mounted: \(r)")
+        #expect(!f.isMounted(manual), "mount -a mounted a noauto line")
+        // Running it again must not fail on the line that is already mounted.
+        let again = f.mount(["-a", "--fstab", fstab, "-t", "fuse.roset"])
+        #expect(again.status == 0, "second mount -a: \(again)")
+        #expect(f.daemons(serving: auto).count == 1)
+        // -O selects lines by option: only the _netdev lines; noauto is still skipped.
+        let u = Command.run("/bin/umount", [auto])
+        #expect(u.status == 0, "\(u)")
+        #expect(f.waitUntilNoDaemon(auto))
+        let filtered = f.mount(["-a", "--fstab", fstab, "-O", "_netdev"])
+        #expect(filtered.status == 0, "mount -a -O _netdev: \(filtered)")
+        #expect(f.isMounted(auto))
+        #expect(!f.isMounted(manual))
+        expectLiveThenUmount(f, auto)
+    }
+
+    @Test func mountFuse3RunsRosetFromPath() throws {
+        let f = try MountCommandFixture()
+        defer { f.close() }
+        guard FileManager.default.isExecutableFile(atPath: "/sbin/mount.fuse3") else {
+            print("skipped: /sbin/mount.fuse3 is not installed (Debian package fuse3)")
+            return
+        }
+        _ = try f.alias("roset")
+        let dir = try f.mountpoint("fuse3")
+        let path = f.aliasDirectory + ":" + Command.baseEnvironment["PATH"]!
+        let r = Command.run("/sbin/mount.fuse3", ["default", dir, "-o", f.options(for: dir, ["nofail", "_netdev"]), "-t", "fuse.roset"],
+                            environment: ["PATH": path])
+        #expect(r.status == 0, "mount.fuse3: \(r)")
+        expectLiveThenUmount(f, dir)
+    }
+
+    @Test func mountTypeFuseRosetFallsBackToMountFuse3() throws {
+        let f = try MountCommandFixture()
+        defer { f.close() }
+        guard FileManager.default.isExecutableFile(atPath: "/sbin/mount.fuse") else {
+            print("skipped: /sbin/mount.fuse (fuse3's mount.fuse3) is not installed")
+            return
+        }
+        try f.sbin.clear("mount.fuse.roset")
+        _ = try f.alias("roset")
+        let dir = try f.mountpoint("fallback")
+        let path = f.aliasDirectory + ":" + Command.baseEnvironment["PATH"]!
+        let r = f.mount(["-t", "fuse.roset", "default", dir, "-o", f.options(for: dir)], environment: ["PATH": path])
+        #expect(r.status == 0, "mount -t fuse.roset via mount.fuse3: \(r)")
+        expectLiveThenUmount(f, dir)
+    }
+
+    @Test func vfsAndFuseOptionsReachTheKernel() throws {
+        let f = try MountCommandFixture()
+        defer { f.close() }
+        try f.sbin.link("mount.fuse.roset", to: f.binary)
+        let dir = try f.mountpoint("options")
+        let r = f.mount(["-t", "fuse.roset", "default", dir, "-o",
+                         f.options(for: dir, ["ro", "nosuid", "nodev", "noexec", "noatime", "allow_other"])])
+        #expect(r.status == 0, "\(r)")
+        let entry = try #require(procMountsEntry(dir), "no /proc/mounts line for \(dir)")
+        #expect(entry.type == "fuse.roset")
+        for option in ["ro", "nosuid", "nodev", "noexec", "noatime", "allow_other"] {
+            #expect(entry.options.contains(option), "\(option) missing from /proc/mounts: \(entry.options.sorted())")
+        }
+        #expect(!entry.options.contains("rw"))
+        #expect(Posix.write(dir + "/x", [1]) == .failed(EROFS))
+        let u = Command.run("/bin/umount", [dir])
+        #expect(u.status == 0, "\(u)")
+        #expect(f.waitUntilNoDaemon(dir))
+
+        // The opposite flags: a read-write mount without them.
+        let rw = f.mount(["-t", "fuse.roset", "default", dir, "-o", f.options(for: dir, ["rw", "dev", "suid", "exec"])])
+        #expect(rw.status == 0, "\(rw)")
+        let rwEntry = try #require(procMountsEntry(dir))
+        #expect(rwEntry.options.contains("rw"))
+        #expect(!rwEntry.options.contains("noexec"))
+        #expect(!rwEntry.options.contains("allow_other"))
+        #expect(Command.run("/bin/umount", [dir]).status == 0)
+        #expect(f.waitUntilNoDaemon(dir))
+    }
+}
