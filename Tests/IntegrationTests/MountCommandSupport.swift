@@ -70,12 +70,16 @@ enum Command {
         while p.isRunning && Date() < deadline { usleep(20_000) }
         var timedOut = false
         if p.isRunning {
+            // Foundation sees the exit only once every copy of its lifetime socket is closed, so a
+            // daemon that kept an inherited descriptor looks like a command that never ends.
             timedOut = true
             kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
+            let grace = Date().addingTimeInterval(10)
+            while p.isRunning && Date() < grace { usleep(20_000) }
         }
         let read = { (path: String) in (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
-        return CommandResult(status: p.terminationStatus, stdout: read(outPath), stderr: read(errPath), timedOut: timedOut)
+        return CommandResult(status: p.isRunning ? -1 : p.terminationStatus, stdout: read(outPath), stderr: read(errPath),
+                             timedOut: timedOut)
     }
 }
 

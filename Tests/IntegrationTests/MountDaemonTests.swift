@@ -50,6 +50,25 @@ struct MountDaemonTests {
         #expect(f.waitUntilUnmounted(dir))
     }
 
+    @Test func daemonKeepsNoDescriptorItInherited() throws {
+        let f = try MountCommandFixture()
+        defer { f.close() }
+        let dir = try f.mountpoint("inherit")
+        let marker = f.scratch.path + "/inherited-marker"
+        try Data("m".utf8).write(to: URL(fileURLWithPath: marker))
+        // The shell hands fd 7 (no close-on-exec) to mount.roset, as any caller may do by accident.
+        let r = Command.run("/bin/sh", ["-c", #"exec 7<"$1"; exec "$2" default "$3" -o "$4""#, "sh",
+                                        marker, f.binary, dir, f.options(for: dir)], timeout: 90)
+        #expect(r.status == 0, "\(r)")
+        #expect(!r.timedOut, "the caller never saw the helper end: the daemon holds its lifetime descriptor")
+        let pid = try #require(f.daemons(serving: dir).first)
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+        let targets = fds.compactMap { ProcFS.link("/proc/\(pid)/fd/\($0)") }
+        #expect(!targets.contains(MountCommandFixture.resolved(marker)), "the daemon kept the inherited fd: \(targets)")
+        #expect(Command.run("/bin/umount", [dir]).status == 0)
+        #expect(ProcFS.waitUntilGone(pid))
+    }
+
     @Test func fusermount3UnmountEndsTheDaemon() throws {
         let f = try MountCommandFixture()
         defer { f.close() }
