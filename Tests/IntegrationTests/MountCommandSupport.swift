@@ -182,38 +182,38 @@ extension MountProcess {
 
 // MARK: - /sbin helper names
 
-/// Puts `/sbin/NAME` in the state a test needs (a link to the built binary, or absent) and puts
-/// back exactly what was there before: a link or file that existed is moved aside and moved back.
+/// Puts `/sbin/NAME` (or DIR/NAME) in the state a test needs (a link to the built binary, or
+/// absent) and puts back exactly what was there before: a link or file that existed is moved
+/// aside and moved back.
 final class SbinNames: @unchecked Sendable {
-    private var saved: [(name: String, backup: String?)] = []
+    private var saved: [(path: String, backup: String?)] = []
 
-    static func path(_ name: String) -> String { "/sbin/" + name }
-
-    func link(_ name: String, to target: String) throws {
-        try clear(name)
-        try FileManager.default.createSymbolicLink(atPath: Self.path(name), withDestinationPath: target)
+    func link(_ name: String, to target: String, in directory: String = "/sbin") throws {
+        let path = try clear(name, in: directory)
+        try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: target)
     }
 
-    /// Makes sure /sbin/NAME does not exist for the test's duration.
-    func clear(_ name: String) throws {
-        let path = Self.path(name)
+    /// Makes sure DIR/NAME does not exist for the test's duration; returns its path.
+    @discardableResult
+    func clear(_ name: String, in directory: String = "/sbin") throws -> String {
+        let path = directory + "/" + name
         var backup: String?
         if Posix.exists(path) {
-            let b = "/sbin/.\(name).roset-test-\(getpid())"
+            let b = directory + "/.\(name).roset-test-\(getpid())"
             guard rename(path, b) == 0 else {
                 throw ServerProcessError.requestFailed("cannot move \(path) aside: \(String(cString: strerror(errno)))")
             }
             backup = b
         }
-        saved.append((name, backup))
+        saved.append((path, backup))
+        return path
     }
 
     /// Removes what the tests put in place and moves back what was there. Idempotent.
     func restore() {
         for entry in saved.reversed() {
-            let path = Self.path(entry.name)
-            if Posix.exists(path) { unlink(path) }
-            if let backup = entry.backup { rename(backup, path) }
+            if Posix.exists(entry.path) { unlink(entry.path) }
+            if let backup = entry.backup { rename(backup, entry.path) }
         }
         saved.removeAll()
     }
