@@ -185,8 +185,22 @@ extension MountProcess {
 /// Puts `/sbin/NAME` (or DIR/NAME) in the state a test needs (a link to the built binary, or
 /// absent) and puts back exactly what was there before: a link or file that existed is moved
 /// aside and moved back.
+///
+/// Suites run in parallel: the first change takes an exclusive flock(2) on a lock file and
+/// `restore` releases it, so only one test at a time owns these names (in this process or any
+/// other test process that uses this class).
 final class SbinNames: @unchecked Sendable {
     private var saved: [(path: String, backup: String?)] = []
+    private var lockFD: Int32 = -1
+    static let lockPath = "/run/lock/roset-fuse-tests-sbin.lock"
+
+    private func acquire() {
+        guard lockFD < 0 else { return }
+        let dir = (Self.lockPath as NSString).deletingLastPathComponent
+        let path = FileManager.default.fileExists(atPath: dir) ? Self.lockPath : "/tmp/roset-fuse-tests-sbin.lock"
+        lockFD = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        if lockFD >= 0 { while flock(lockFD, LOCK_EX) != 0 && errno == EINTR {} }
+    }
 
     func link(_ name: String, to target: String, in directory: String = "/sbin") throws {
         let path = try clear(name, in: directory)
@@ -196,6 +210,7 @@ final class SbinNames: @unchecked Sendable {
     /// Makes sure DIR/NAME does not exist for the test's duration; returns its path.
     @discardableResult
     func clear(_ name: String, in directory: String = "/sbin") throws -> String {
+        acquire()
         let path = directory + "/" + name
         var backup: String?
         if Posix.exists(path) {
@@ -216,6 +231,11 @@ final class SbinNames: @unchecked Sendable {
             if let backup = entry.backup { rename(backup, entry.path) }
         }
         saved.removeAll()
+        if lockFD >= 0 {
+            flock(lockFD, LOCK_UN)
+            Glibc.close(lockFD)
+            lockFD = -1
+        }
     }
 }
 

@@ -104,7 +104,7 @@ struct MountFailureTests {
         let f = try MountCommandFixture()
         defer { f.close() }
         let dir = try f.mountpoint("open-key")
-        let open = f.scratch.path + "/open-key"
+        let open = f.scratch.path + "/world-readable-key"
         try f.writeKeyFile(open, key: f.key, mode: 0o644)
         let r = try f.runBinary(["default", dir, "-o", "api_url=\(f.apiURL),apikey_file=\(open)"])
         #expect(r.status == 1, "\(r)")
