@@ -94,6 +94,49 @@ struct MountDaemonTests {
         #expect(try f.remoteContent("before-term.bin") == bytes)
     }
 
+    @Test func sigintUnmountsToo() throws {
+        let f = try MountCommandFixture()
+        defer { f.close() }
+        let dir = try f.mountpoint("sigint")
+        let pid = try mountDaemon(f, dir)
+        kill(pid, SIGINT)
+        #expect(ProcFS.waitUntilGone(pid), "SIGINT did not end the daemon")
+        #expect(f.waitUntilUnmounted(dir), "SIGINT left the mount behind")
+    }
+
+    @Test func namespaceFlagMountsInsideThatMountNamespace() throws {
+        let f = try MountCommandFixture()
+        defer { f.close() }
+        let dir = try f.mountpoint("namespace")
+        // A process that only holds a private mount namespace of its own.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        holder.arguments = ["--mount", "--propagation", "private", "/bin/sleep", "600"]
+        holder.standardOutput = FileHandle.nullDevice
+        holder.standardError = FileHandle.nullDevice
+        try holder.run()
+        // Ended at once: it holds nothing but the namespace.
+        defer {
+            kill(holder.processIdentifier, SIGKILL)
+            ProcFS.waitUntilGone(holder.processIdentifier, timeout: 10)
+        }
+        let ns = "/proc/\(holder.processIdentifier)/ns/mnt"
+        let deadline = Date().addingTimeInterval(20)
+        while ProcFS.link(ns) == ProcFS.link("/proc/self/ns/mnt") && Date() < deadline { usleep(20_000) }
+        try #require(ProcFS.link(ns) != ProcFS.link("/proc/self/ns/mnt"), "unshare did not make a namespace")
+
+        let r = try f.runBinary(["default", dir, "-N", ns, "-o", f.options(for: dir)])
+        #expect(r.status == 0, "\(r)")
+        let inside = (try? String(contentsOfFile: "/proc/\(holder.processIdentifier)/mountinfo", encoding: .utf8)) ?? ""
+        #expect(inside.contains(" \(dir) ") && inside.contains("fuse.roset"), "not mounted inside the namespace")
+        #expect(MountProcess.fsType(of: dir) == nil, "mounted in the test's own namespace instead")
+        let pid = try #require(f.daemons(serving: dir).first)
+        #expect(ProcFS.link("/proc/\(pid)/ns/mnt") == ProcFS.link(ns))
+        let u = Command.run("/usr/bin/nsenter", ["--target", String(holder.processIdentifier), "--mount", "/bin/umount", dir])
+        #expect(u.status == 0, "umount inside the namespace: \(u)")
+        #expect(ProcFS.waitUntilGone(pid), "umount inside the namespace did not end the daemon")
+    }
+
     @Test func logFileGetsTheDaemonsLines() throws {
         let f = try MountCommandFixture()
         defer { f.close() }
