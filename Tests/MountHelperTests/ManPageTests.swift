@@ -149,6 +149,18 @@ private func optionNamesInResolver() throws -> Set<String> {
         }
     }
 
+    @Test func everySeedFlagIsInRosetFuse1() throws {
+        let page = plainText(try String(contentsOf: packageRoot.appendingPathComponent("man/roset-fuse.1"), encoding: .utf8))
+        let help = SeedCommandLine.helpMessage(columns: 200)
+        let regex = try NSRegularExpression(pattern: #"--[a-z][a-z-]+"#)
+        let flags = Set(regex.matches(in: help, range: NSRange(help.startIndex..., in: help)).compactMap {
+            Range($0.range, in: help).map { String(help[$0]) }
+        })
+        #expect(flags.contains("--api-key-file") && flags.contains("--read-only"), "could not read --help: \(help)")
+        let missing = flags.filter { !page.contains($0) }.sorted()
+        #expect(missing.isEmpty, "roset-fuse(1) does not document \(missing)")
+    }
+
     @Test func statedDefaultsAreTheRealDefaults() throws {
         let entries = optionEntries(try String(contentsOf: manPage, encoding: .utf8))
         let config = try ConfigurationResolver.resolve(MountRequest(spec: "default", mountpoint: "/mnt/x", options: []),
