@@ -112,6 +112,47 @@ struct MountCommandTests {
         expectLiveThenUmount(f, auto)
     }
 
+    @Test func contribExamplesAreAcceptedByMount8() throws {
+        let f = try MountCommandFixture()
+        defer { f.close() }
+        try f.sbin.link("mount.fuse.roset", to: f.binary)
+        try f.sbin.link("mount.roset", to: f.binary)
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        func localized(_ options: String, _ dir: String) -> String {
+            options.replacingOccurrences(of: "apikey_file=/etc/roset/key", with: "apikey_file=\(f.keyFile)")
+                .replacingOccurrences(of: "spool_dir=/var/lib/roset/spool", with: "spool_dir=\(f.spoolDirectory(for: dir))")
+        }
+        // Every fstab.example line, with this test's folders and key, passes mount(8)'s fake mount
+        // (the helper validates every option with -f).
+        let example = try String(contentsOf: root.appendingPathComponent("contrib/fstab.example"), encoding: .utf8)
+        let lines = example.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+            .filter { $0.count >= 4 && !$0[0].hasPrefix("#") }
+        #expect(lines.count >= 3, "no lines read from fstab.example")
+        var fstab = ""
+        var dirs: [String] = []
+        for (i, fields) in lines.enumerated() {
+            let dir = try f.mountpoint("example-\(i)")
+            dirs.append(dir)
+            fstab += "\(fields[0]) \(dir) \(fields[2]) \(localized(fields[3], dir)) 0 0\n"
+        }
+        let file = f.scratch.path + "/fstab"
+        try fstab.write(toFile: file, atomically: true, encoding: .utf8)
+        for dir in dirs {
+            let r = f.mount(["-f", "--fstab", file, dir])
+            #expect(r.status == 0, "fstab.example line for \(dir): \(r)")
+            #expect(MountProcess.fsType(of: dir) == nil)
+        }
+        // The systemd mount unit's What=, Type= and Options= the same way.
+        let unit = try String(contentsOf: root.appendingPathComponent("contrib/systemd/mnt-roset.mount"), encoding: .utf8)
+        func value(_ key: String) -> String? {
+            unit.split(separator: "\n").first { $0.hasPrefix(key + "=") }.map { String($0.dropFirst(key.count + 1)) }
+        }
+        let what = try #require(value("What")), type = try #require(value("Type")), options = try #require(value("Options"))
+        let dir = try f.mountpoint("unit")
+        let r = f.mount(["-f", "-t", type, what, dir, "-o", localized(options, dir)])
+        #expect(r.status == 0, "mnt-roset.mount: \(r)")
+    }
+
     @Test func mountFuse3RunsRosetFromPath() throws {
         let f = try MountCommandFixture()
         defer { f.close() }
