@@ -112,6 +112,41 @@ struct MountCommandTests {
         expectLiveThenUmount(f, auto)
     }
 
+    @Test func sloppyFlagFromMount8TurnsUnknownOptionsIntoWarnings() throws {
+        let f = try MountCommandFixture()
+        defer { f.close() }
+        try f.sbin.link("mount.fuse.roset", to: f.binary)
+        let dir = try f.mountpoint("sloppy")
+        let strict = f.mount(["-t", "fuse.roset", "default", dir, "-o", f.options(for: dir, ["frobnicate=1"])])
+        #expect(strict.status == 1, "\(strict)")
+        #expect(strict.stderr.contains("unknown mount option 'frobnicate=1'"), "\(strict)")
+        #expect(MountProcess.fsType(of: dir) == nil)
+        let sloppy = f.mount(["-s", "-t", "fuse.roset", "default", dir, "-o", f.options(for: dir, ["frobnicate=1"])])
+        #expect(sloppy.status == 0, "\(sloppy)")
+        #expect(sloppy.stderr.contains("warning") && sloppy.stderr.contains("frobnicate"), "\(sloppy)")
+        expectLiveThenUmount(f, dir)
+    }
+
+    @Test func ownerAndModeOptionsThroughMount8() throws {
+        let f = try MountCommandFixture()
+        defer { f.close() }
+        try f.sbin.link("mount.fuse.roset", to: f.binary)
+        guard let nobody = getpwnam("nobody")?.pointee.pw_uid, let nogroup = getgrnam("nogroup")?.pointee.gr_gid else {
+            print("skipped: no user nobody or group nogroup")
+            return
+        }
+        try f.createRemoteFolder("made-remotely")
+        let dir = try f.mountpoint("owner")
+        // mount(8) turns the names into numbers before it calls the helper.
+        let r = f.mount(["-t", "fuse.roset", "default", dir, "-o", f.options(for: dir, ["uid=nobody", "gid=nogroup", "umask=027"])])
+        #expect(r.status == 0, "\(r)")
+        let (rc, st) = Posix.stat(dir + "/made-remotely")
+        #expect(rc == .ok)
+        #expect(st.st_uid == nobody && st.st_gid == nogroup, "owner \(st.st_uid):\(st.st_gid)")
+        #expect(st.st_mode & 0o7777 == 0o750, "mode \(String(st.st_mode & 0o7777, radix: 8))")
+        expectLiveThenUmount(f, dir)
+    }
+
     @Test func contribExamplesAreAcceptedByMount8() throws {
         let f = try MountCommandFixture()
         defer { f.close() }
