@@ -43,5 +43,5 @@ link_helper "$PREFIX/sbin/mount.roset" "$SBIN/mount.fuse.roset"  # mount -t fuse
 install -m 0644 man/mount.roset.8 "$PREFIX/share/man/man8/mount.roset.8"
 ln -sf mount.roset.8 "$PREFIX/share/man/man8/mount.fuse.roset.8"
 for page in man/*.1; do install -m 0644 "$page" "$PREFIX/share/man/man1/"; done
-command -v mandb >/dev/null && mandb -q 2>/dev/null || true
+command -v mandb >/dev/null && mandb -q "$PREFIX/share/man" 2>/dev/null || true
 echo "installed: $PREFIX/sbin/mount.roset (+ $SBIN/mount.roset, $SBIN/mount.fuse.roset), $PREFIX/bin/roset-fuse, $PREFIX/bin/roset-server"

@@ -19,5 +19,5 @@ for f in "$installed" "$PREFIX/bin/roset-server" "$PREFIX/bin/roset-bench" \
          "$PREFIX/share/man/man1/roset-fuse.1" "$PREFIX/share/man/man1/roset-server.1"; do
     if [ -e "$f" ] || [ -L "$f" ]; then rm -f "$f"; echo "removed $f"; fi
 done
-command -v mandb >/dev/null && mandb -q 2>/dev/null || true
+command -v mandb >/dev/null && mandb -q "$PREFIX/share/man" 2>/dev/null || true
 echo "left alone: /var/lib/roset (spool and server data), /etc/roset (keys)"
