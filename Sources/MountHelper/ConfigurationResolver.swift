@@ -83,6 +83,7 @@ public enum ConfigurationResolver {
         config.verbose = request.verbose
         config.fake = request.fake
         config.mountNamespace = request.mountNamespace
+        if let spec = request.spec, !spec.isEmpty { config.source = spec }
         if config.allowOther && config.allowRoot {
             throw MountHelperError("allow_other and allow_root cannot be used together")
         }

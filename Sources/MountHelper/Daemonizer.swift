@@ -12,7 +12,8 @@ import Glibc
 import CMount
 
 public enum Daemonizer {
-    /// Runs `work` in a detached grandchild (new session, cwd "/", stdio on /dev/null) and makes
+    /// Runs `work` in a detached grandchild (new session, cwd "/", stdio on /dev/null, no other
+    /// inherited descriptor) and makes
     /// the calling process exit with 0 once `work` reported ready, or print the error and exit
     /// non-zero. `work`'s return value is the daemon's exit status.
     public static func daemonize(work: (ReadinessReporter) -> Int32) -> Never {
@@ -44,12 +45,34 @@ public enum Daemonizer {
             dup2(devNull, STDIN_FILENO); dup2(devNull, STDOUT_FILENO); dup2(devNull, STDERR_FILENO)
             if devNull > STDERR_FILENO { close(devNull) }
         }
+        closeInheritedDescriptors(keeping: fds[1])
         let reporter = ReadinessReporter(channel: .pipe(fds[1]))
         let status = work(reporter)
         if !reporter.hasReported {
             reporter.failed("the daemon stopped before the mount was ready (exit status \(status))")
         }
         exit(status)
+    }
+
+    /// Closes every descriptor above stderr except `keep`. The daemon outlives whoever started
+    /// it: a descriptor it inherited (a pipe or socket that mount(8)'s caller waits on for EOF,
+    /// as Foundation's Process and shell pipelines do) would otherwise stay open for the whole
+    /// life of the mount, and the caller would wait for ever. Runs before any thread exists.
+    static func closeInheritedDescriptors(keeping keep: Int32) {
+        var open: [Int32] = []
+        if let dir = opendir("/proc/self/fd") {
+            let own = dirfd(dir)
+            while let entry = readdir(dir) {
+                let name = withUnsafePointer(to: entry.pointee.d_name) {
+                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+                }
+                if let fd = Int32(name), fd > STDERR_FILENO, fd != keep, fd != own { open.append(fd) }
+            }
+            closedir(dir)
+        } else {
+            open = Array((STDERR_FILENO + 1)..<1024).filter { $0 != keep }
+        }
+        for fd in open { close(fd) }
     }
 
     /// The original parent: reads the daemon's report. EOF without a report means it died.

@@ -67,8 +67,13 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
         self.uid = uid; self.gid = gid; self.spoolDirectory = spoolDirectory
     }
 
-    /// First field of /proc/mounts.
-    public var fsName: String { "roset:\(mountId ?? "default")" }
+    /// mount(8)'s SPEC exactly as given (nil in the seed form).
+    public var source: String?
+
+    /// First field of /proc/mounts: SPEC as mount(8) passed it, because `mount -a` (libmount)
+    /// knows an fstab line is already mounted only when source and target both match; otherwise
+    /// `roset:<mount id>` (seed form).
+    public var fsName: String { source ?? "roset:\(mountId ?? "default")" }
 
     public var description: String {
         func octal(_ v: UInt32) -> String { "0" + String(v, radix: 8) }

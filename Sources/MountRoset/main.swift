@@ -1,7 +1,7 @@
 // mount.roset (also answering as mount.fuse.roset, roset and roset-fuse): MountHelper parses
 // the command line and daemonizes, RosetFUSE serves the mount, RosetFS is the filesystem.
 // Order inside the mounting process: signals are already blocked (MountProgram), the signal
-// thread starts, the filesystem is built (authenticate, resolve the root, recover the spool),
+// thread starts, the mount point is checked, the filesystem is built (authenticate, resolve the root, recover the spool),
 // the kernel mount is made, and only then is success reported to mount(8).
 import Foundation
 import Logging
@@ -78,6 +78,15 @@ func serve(_ config: MountConfiguration, _ reporter: ReadinessReporter) -> Int32
     let signals = SignalWatcher { signal, _ in _exit(128 + signal) }
     signals.start()
 
+    // The mount point first: "already mounted" must not turn into "the spool is in use" (the
+    // mount there holds the same spool), and a typo in DIR must not cost a round trip.
+    do {
+        _ = try FUSESession.checkMountpoint(config.mountpoint)
+    } catch {
+        logger.error("\(error)")
+        reporter.failed("\(error)", exitStatus: MountHelperError.mountFailureStatus)
+        return MountHelperError.mountFailureStatus
+    }
     let fs: FileSystemOperations
     do {
         fs = try makeFileSystem(config)

@@ -151,6 +151,13 @@ public final class FUSESession: @unchecked Sendable {
 
     // MARK: - Mount point checks
 
+    /// The mount point checks `mount()` makes, for callers that want them before doing anything
+    /// costly (authenticating, taking the spool's lock): a missing folder, a file, or a folder
+    /// that is already a mount fail here with their own message. Returns the canonical path.
+    public static func checkMountpoint(_ raw: String) throws -> String {
+        try checkedMountpoint(raw)
+    }
+
     static func checkedMountpoint(_ raw: String) throws -> String {
         var st = Glibc.stat()
         if stat(raw, &st) != 0 {

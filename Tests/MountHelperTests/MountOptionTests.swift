@@ -139,7 +139,12 @@ func refusal(_ body: () throws -> Any) -> MountHelperError? {
         #expect(try resolve("", spec: "default", environment: env).mountId == "env-mount")
         #expect(try resolve("", spec: "default").mountId == nil)
         #expect(try resolve("", spec: "roset").mountId == nil)
-        #expect(try resolve("", spec: "roset").fsName == "roset:default")
+        // /proc/mounts shows SPEC as given, so that `mount -a` recognizes mounted fstab lines.
+        #expect(try resolve("", spec: "roset").fsName == "roset")
+        #expect(try resolve("mount_id=opt", spec: "m_datasets").fsName == "m_datasets")
+        var seed = MountRequest(spec: nil, mountpoint: "/mnt/roset", options: [MountOption("mount_id", "m_1")])
+        seed.sloppy = false
+        #expect(try ConfigurationResolver.resolve(seed, environment: keyEnvironment, identity: userIdentity).fsName == "roset:m_1")
     }
 
     @Test func spoolDefaults() throws {
