@@ -284,7 +284,7 @@ extension RosetFileSystem {
         let key = try key(of: inode)
         if let e = file.entry ?? pending(key: key) {
             e.cond.lock()
-            e.waitWhileBusy()
+            while e.materializing { e.cond.wait() }
             let readable = e.materialized && (e.isLive || e.unlinked)
             let length = e.record.size
             let data = e.data
@@ -439,7 +439,8 @@ extension RosetFileSystem {
     func applyMetadata(key: String, patch: [String: JSONValue], explicitMtime: timespec? = nil) throws {
         if let e = pending(key: key) {
             e.cond.lock()
-            e.waitWhileBusy()
+            // An init in flight carries the old metadata; the uploader sends the difference after it.
+            while e.phase == .completing || e.materializing { e.cond.wait() }
             if let explicitMtime { e.explicitMtime = explicitMtime; e.dropRemoteMtime = false }
             if e.isLive && e.record.target.nodeId == nil {
                 var md = e.record.metadata ?? [:]

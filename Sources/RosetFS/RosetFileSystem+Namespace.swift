@@ -140,7 +140,8 @@ extension RosetFileSystem {
     @discardableResult
     func cancel(_ e: SpoolEntry, reason: String) -> String? {
         e.cond.lock()
-        e.waitWhileBusy()
+        // Not waiting for an init in flight: the uploader undoes it when it sees the cancel.
+        while e.phase == .completing || e.materializing { e.cond.wait() }
         let nodeId = e.record.target.nodeId
         guard e.isLive else { e.cond.unlock(); return nodeId }
         let token = e.record.upload?.token
@@ -265,7 +266,8 @@ extension RosetFileSystem {
     /// the node the server now has for it, if any.
     private func renamePending(_ e: SpoolEntry, from: (String, String), to: (String, String), over dst: Child?) throws -> Node?? {
         e.cond.lock()
-        e.waitWhileBusy()
+        // An init in flight is not waited for: the uploader moves or drops the node it creates.
+        while e.phase == .completing || e.materializing { e.cond.wait() }
         let ownsNode = e.record.target.nodeId == nil || e.record.target.createdByUpload
         guard e.isLive, ownsNode else { e.cond.unlock(); return nil }
         e.cond.unlock()
@@ -284,7 +286,7 @@ extension RosetFileSystem {
         }
 
         e.cond.lock()
-        e.waitWhileBusy()
+        while e.phase == .completing || e.materializing { e.cond.wait() }
         guard e.isLive else { e.cond.unlock(); return nil }
         let oldKey = e.key
         var target = e.record.target
@@ -299,7 +301,7 @@ extension RosetFileSystem {
             target.parentId = to.0
             target.name = to.1
         }
-        let restart = replacedNode != nil && (e.phase == .uploading || e.record.upload != nil)
+        let restart = replacedNode != nil && (e.phase == .uploading || e.record.upload != nil || e.initInFlight)
         let token = restart ? e.record.upload?.token : nil
         if restart {
             e.generation += 1

@@ -28,13 +28,15 @@ extension RosetFileSystem: UploadDelegate {
         let dropMtime = e.dropRemoteMtime
         // Keep the key stable for anyone resolving the entry's inode from now on.
         e.record.target.nodeId = node.id
+        // Caches and index are switched to the node before anyone waiting (unlink, rename,
+        // fsync) proceeds, so their own patches come after this one.
+        cache.store(node)
+        unregister(e)
+        if oldKey != node.id { inodes.rekey(from: oldKey, to: node.id) }
         e.cond.broadcast()
         e.cond.unlock()
 
         spool.remove(entryId: e.id)
-        cache.store(node)
-        unregister(e)
-        if oldKey != node.id { inodes.rekey(from: oldKey, to: node.id) }
         budget.release(size)
         budget.drainEnded()
         logger.debug("upload confirmed", metadata: ["node": "\(node.id)", "bytes": "\(size)"])

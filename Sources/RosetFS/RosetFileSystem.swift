@@ -167,7 +167,7 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
     }
 
     func pendingChildren(of folderId: String) -> [SpoolEntry] {
-        stateLock.withLock { pendingById.values.filter { $0.record.target.parentId == folderId } }
+        stateLock.withLock { Array(pendingById.values) }.filter { e in e.cond.withLock { e.isLive && e.record.target.parentId == folderId } }
     }
 
     var liveEntries: [SpoolEntry] { stateLock.withLock { Array(pendingById.values) } }

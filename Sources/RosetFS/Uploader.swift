@@ -219,6 +219,7 @@ final class Uploader: @unchecked Sendable {
 
         var grant: UploadGrant
         var assigned: String?
+        var created: String?
         if let nodeId = target.nodeId {
             grant = try controlPlane.initUpload(UploadRequest(nodeId: nodeId, size: plan.size, multipart: plan.isMultipart))
         } else {
@@ -226,6 +227,7 @@ final class Uploader: @unchecked Sendable {
                 grant = try controlPlane.initUpload(UploadRequest(parentId: target.parentId, name: target.name, size: plan.size,
                                                                   multipart: plan.isMultipart, metadata: metadata))
                 assigned = grant.nodeId
+                created = grant.nodeId
             } catch let e as RosetError where e.kind == .nameConflict && e.existingNodeId != nil {
                 // Created elsewhere since we looked: our content becomes its new version (last close wins).
                 logger.info("name taken at upload; uploading as a new version", metadata: ["name": "\(target.name)"])
@@ -241,19 +243,40 @@ final class Uploader: @unchecked Sendable {
         entry.cond.lock()
         let current = entry.generation == generation && entry.phase == .uploading && !isStopped
         var oldKey: String?
+        var move: (parentId: String?, name: String?)?
+        var metadataPatch: [String: JSONValue]?
         if current {
             if let assigned, entry.record.target.nodeId == nil {
                 oldKey = entry.key
                 entry.record.target.nodeId = assigned
-                entry.record.target.createdByUpload = target.nodeId == nil && assigned == grant.nodeId
+                entry.record.target.createdByUpload = created != nil
+                // Renamed or given metadata while the init was in flight: bring the node up to date.
+                let now = entry.record.target
+                if now.parentId != target.parentId || now.name != target.name {
+                    move = (now.parentId != target.parentId ? now.parentId : nil, now.name != target.name ? now.name : nil)
+                }
+                let sent = metadata ?? [:]
+                let current = entry.record.metadata ?? [:]
+                if sent != current {
+                    var patch: [String: JSONValue] = [:]
+                    for (k, v) in current where sent[k] != v { patch[k] = v }
+                    for k in sent.keys where current[k] == nil { patch[k] = .null }
+                    metadataPatch = patch
+                }
             }
             entry.record.upload = progress
             try? entry.persist(spool, state: .uploading, durable: true, now: tuning.now())
         }
+        let keepCreated = entry.record.target.nodeId == created
         entry.cond.unlock()
+        if let assigned, move != nil || metadataPatch != nil {
+            _ = try? controlPlane.updateNode(id: assigned, parentId: move?.parentId, name: move?.name, metadata: metadataPatch)
+        }
         if let oldKey { delegate?.uploadAssignedNode(entry, oldKey: oldKey) }
         guard current else {
+            // Cancelled (unlink) or stopped while the init was in flight: undo what it made.
             try? controlPlane.abortUpload(token: grant.uploadToken)
+            if !keepCreated, let created { try? controlPlane.deleteNode(id: created) }
             throw Abandoned()
         }
         return (grant, progress)
