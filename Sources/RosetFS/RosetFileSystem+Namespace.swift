@@ -73,6 +73,9 @@ extension RosetFileSystem {
     /// The children of a folder as this mount sees them: the listing (cached or fetched; a
     /// committed folder through its manifest, cached without expiry) with pending files laid over.
     func listChildren(_ folderId: String, fresh: Bool = false) throws -> [(name: String, child: Child)] {
+        // Pending files first: an upload that completes meanwhile has put its node into the
+        // listing before it leaves the pending index, so it is in one of the two.
+        let pendingFiles = pendingChildren(of: folderId)
         var nodes: [Node]
         if !fresh, let listing = cache.listing(folderId) {
             nodes = listing.compactMap { cache.lastKnownNode($0.id) }
@@ -93,8 +96,7 @@ extension RosetFileSystem {
             index[node.name] = result.count
             result.append((node.name, pending(key: node.id).map { .pending($0) } ?? .remote(node)))
         }
-        for e in pendingChildren(of: folderId) {
-            let name = e.cond.withLock { e.record.target.name }
+        for (e, name) in pendingFiles {
             if let i = index[name] { result[i].child = .pending(e) }
             else { index[name] = result.count; result.append((name, .pending(e))) }
         }

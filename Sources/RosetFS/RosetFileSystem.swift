@@ -166,8 +166,10 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         }
     }
 
-    func pendingChildren(of folderId: String) -> [SpoolEntry] {
-        stateLock.withLock { Array(pendingById.values) }.filter { e in e.cond.withLock { e.isLive && e.record.target.parentId == folderId } }
+    func pendingChildren(of folderId: String) -> [(entry: SpoolEntry, name: String)] {
+        stateLock.withLock { Array(pendingById.values) }.compactMap { e in
+            e.cond.withLock { e.isLive && e.record.target.parentId == folderId ? (e, e.record.target.name) : nil }
+        }
     }
 
     var liveEntries: [SpoolEntry] { stateLock.withLock { Array(pendingById.values) } }

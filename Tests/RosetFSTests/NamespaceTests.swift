@@ -228,8 +228,10 @@ import RosetClient
         let h = try Harness()
         let target = h.cloud.addFile("model.pt", content: bytes("version 1"))
         _ = try h.fs.lookup(parent: rootInode, name: "model.pt")
+        h.cloud.block("initUpload")     // the rename comes before the upload finished, as after a save
         try h.writeFile("model.pt.tmp", bytes("version 2"))
         try h.fs.rename(parent: rootInode, name: "model.pt.tmp", newParent: rootInode, newName: "model.pt", flags: 0)
+        h.cloud.unblock("initUpload")
         let seen = try h.fs.lookup(parent: rootInode, name: "model.pt")
         #expect(try h.readAll(seen.attributes.inode) == bytes("version 2"))
         #expect(try h.names() == [".", "..", "model.pt"])
