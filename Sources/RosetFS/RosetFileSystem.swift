@@ -65,7 +65,8 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         cache = MetadataCache(ttl: configuration.cacheTTL, now: tuning.now)
         cache.store(root)
         blockCache = BlockCache(capacityBytes: max(1, configuration.cacheSizeMB) << 20)
-        spool = try Spool(base: configuration.spoolDirectory, apiURL: configuration.apiURL, mountId: configuration.mountId)
+        spool = try Spool(base: configuration.spoolDirectory, apiURL: configuration.apiURL, mountId: configuration.mountId,
+                          attach: !configuration.readOnly)
         budget = SpoolBudget(capacityBytes: Int64(max(1, configuration.spoolMaxMB)) << 20)
         let partSize = tuning.partSizeBytes ?? (Int64(max(5, configuration.partSizeMB)) << 20)
         uploader = Uploader(controlPlane: controlPlane, store: store, spool: spool, logger: logger, tuning: tuning,
@@ -74,10 +75,9 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         if !configuration.readOnly {
             recoverSpool()
             uploader.start()
-        } else {
-            // Read-only: leave whatever is spooled for the next read-write mount.
-            spool.unlock()
         }
+        // Read-only: the spool is not touched (not even created); whatever is spooled waits
+        // for the next read-write mount.
     }
 
     var now: Date { tuning.now() }

@@ -108,11 +108,14 @@ final class Spool: @unchecked Sendable {
     }
 
     /// Creates or opens the folder of (apiURL, mountId) under `base` and takes its lock.
-    init(base: String, apiURL: String, mountId: String) throws {
+    /// `attach: false` (read-only mounts) only computes the paths: no folder, no lock.
+    init(base: String, apiURL: String, mountId: String, attach: Bool = true) throws {
         folder = (base as NSString).appendingPathComponent(Spool.folderName(apiURL: apiURL, mountId: mountId))
         dataFolder = folder + "/data"
         journalFolder = folder + "/journal"
         deadFolder = folder + "/dead"
+        lockFD = -1
+        guard attach else { return }
         let fm = FileManager.default
         do {
             try fm.createDirectory(atPath: base, withIntermediateDirectories: true)
