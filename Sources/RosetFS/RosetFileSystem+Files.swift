@@ -175,6 +175,10 @@ extension RosetFileSystem {
     func markWritten(_ e: SpoolEntry) {
         e.modifiedAt = now
         e.writeCount += 1
+        if e.record.hasContent != true {
+            e.record.hasContent = true
+            if e.record.state == .open { try? e.persist(spool, state: .open, durable: false, now: now) }
+        }
         e.explicitMtime = nil
         e.record.metadata?[PosixMetadata.mtime] = nil
         if e.record.target.nodeId != nil { e.dropRemoteMtime = true }

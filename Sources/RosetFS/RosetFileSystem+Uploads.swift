@@ -90,6 +90,11 @@ extension RosetFileSystem: UploadDelegate {
                 logger.error("spool: record without data kept as a dead letter", metadata: ["path": "\(dead)"])
                 continue
             }
+            if record.state == .open && record.hasContent != true && record.target.nodeId != nil && !record.target.createdByUpload {
+                // An existing file opened for writing but never changed: nothing to recover.
+                spool.remove(entryId: id)
+                continue
+            }
             if record.state == .open {
                 // Written up to the crash but never closed: never over the original.
                 record.target = SpoolTarget(parentId: record.target.parentId, name: "\(record.target.name).recovered-\(stamp)")
