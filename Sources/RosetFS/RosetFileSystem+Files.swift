@@ -391,6 +391,7 @@ extension RosetFileSystem {
         e.cond.lock()
         defer { e.cond.unlock() }
         while true {
+            if e.phase == .cancelled && e.reportedFailure != nil && e.completedGeneration < generation { throw FSError(EIO) }
             if e.completedGeneration >= generation || e.phase == .cancelled { return }
             if e.phase == .done { return }
             if e.reportedFailure != nil && e.generation == generation {

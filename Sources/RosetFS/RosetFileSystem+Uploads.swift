@@ -48,10 +48,67 @@ extension RosetFileSystem: UploadDelegate {
         }
     }
 
-    func uploadFailed(_ entry: SpoolEntry, error: Error, permanent: Bool) {
-        logger.error("upload keeps failing; the data stays in the spool and is retried",
-                     metadata: ["entry": "\(entry.id)", "path": "\(spool.dataPath(entry.id))", "permanent": "\(permanent)",
-                                "error": "\(error)"])
+    func uploadFailed(_ e: SpoolEntry, error: Error, permanent: Bool) -> Bool {
+        // A request the server keeps refusing as malformed (4xx other than 401/403/404/408/409/429)
+        // will not succeed by retrying: the entry becomes a dead letter, kept, never deleted.
+        let refused = (error as? RosetError)?.kind == .badRequest
+        e.cond.lock()
+        guard refused, e.failedAttempts >= tuning.attemptsBeforeReporting, e.isLive, e.phase == .queued else {
+            e.cond.unlock()
+            logger.error("upload keeps failing; the data stays in the spool and is retried",
+                         metadata: ["entry": "\(e.id)", "path": "\(spool.dataPath(e.id))", "permanent": "\(permanent)",
+                                    "error": "\(error)"])
+            return false
+        }
+        e.phase = .cancelled
+        e.generation += 1
+        e.reportedFailure = error
+        let size = e.record.size
+        let target = e.record.target
+        e.cond.broadcast()
+        e.cond.unlock()
+        let dead = spool.moveToDeadLetter(entryId: e.id, reason: "upload failed permanently: \(error)")
+        unregister(e)
+        budget.drainEnded()
+        budget.release(size)
+        logger.error("upload failed permanently; kept as a dead letter",
+                     metadata: ["path": "\(dead)", "name": "\(target.name)", "error": "\(error)"])
+        return true
+    }
+
+    func uploadTargetMissing(_ e: SpoolEntry, generation: Int) {
+        let target = e.cond.withLock { e.record.target }
+        // Only when the server confirms the folder (or the node) is really gone.
+        if let nodeId = target.nodeId {
+            if (try? controlPlane.node(id: nodeId)) != nil { return }
+        } else if (try? controlPlane.node(id: target.parentId)) != nil {
+            return
+        }
+        guard let lostAndFound = lostAndFoundFolder() else { return }
+        e.cond.lock()
+        guard e.generation == generation, e.isLive else { e.cond.unlock(); return }
+        e.record.target = SpoolTarget(parentId: lostAndFound, name: "\(target.name).\(e.id.prefix(8))")
+        e.record.upload = nil
+        try? e.persist(spool, state: e.record.state == .open ? .open : .sealed, durable: true, now: now)
+        reindex(e, target: e.record.target)
+        let name = e.record.target.name
+        e.cond.unlock()
+        logger.warning("the target folder is gone; the file goes to lost+found", metadata: ["name": "\(name)"])
+    }
+
+    /// `lost+found` at the mount root, created when first needed.
+    func lostAndFoundFolder() -> String? {
+        if let found = try? controlPlane.resolve(name: "lost+found", in: rootId), found.type == .folder { return found.id }
+        do {
+            let made = try controlPlane.createFolder(name: "lost+found", parentId: rootId, metadata: nil)
+            cache.store(made)
+            return made.id
+        } catch let e as RosetError where e.existingNodeId != nil {
+            return e.existingNodeId
+        } catch {
+            logger.error("cannot create lost+found: \(error)")
+            return nil
+        }
     }
 
     // MARK: recovery

@@ -15,8 +15,11 @@ protocol UploadDelegate: AnyObject, Sendable {
     func uploadAssignedNode(_ entry: SpoolEntry, oldKey: String)
     /// The control plane confirmed `generation` of `entry` with `node`.
     func uploadCompleted(_ entry: SpoolEntry, generation: Int, node: Node)
-    /// A waiting writer may now proceed (called when an entry leaves the queue for good).
-    func uploadFailed(_ entry: SpoolEntry, error: Error, permanent: Bool)
+    /// Failed `attemptsBeforeReporting` times in a row (or permanently); returns true when the
+    /// entry was taken out of the queue (dead letter).
+    func uploadFailed(_ entry: SpoolEntry, error: Error, permanent: Bool) -> Bool
+    /// Init found neither the parent folder nor the node: the target is gone on the server.
+    func uploadTargetMissing(_ entry: SpoolEntry, generation: Int)
 }
 
 final class Uploader: @unchecked Sendable {
@@ -128,8 +131,9 @@ final class Uploader: @unchecked Sendable {
             logger.warning("upload failed, retrying",
                            metadata: ["entry": "\(entry.id)", "attempt": "\(attempts)", "in": "\(String(format: "%.1f", delay))s",
                                       "error": "\(error)"])
-            if attempts >= tuning.attemptsBeforeReporting || permanent {
-                delegate?.uploadFailed(entry, error: error, permanent: permanent)
+            if attempts >= tuning.attemptsBeforeReporting || permanent,
+               delegate?.uploadFailed(entry, error: error, permanent: permanent) == true {
+                return
             }
             DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [weak self] in self?.enqueue(entry) }
         }
@@ -220,23 +224,28 @@ final class Uploader: @unchecked Sendable {
         var grant: UploadGrant
         var assigned: String?
         var created: String?
-        if let nodeId = target.nodeId {
-            grant = try controlPlane.initUpload(UploadRequest(nodeId: nodeId, size: plan.size, multipart: plan.isMultipart))
-        } else {
-            do {
-                grant = try controlPlane.initUpload(UploadRequest(parentId: target.parentId, name: target.name, size: plan.size,
-                                                                  multipart: plan.isMultipart, metadata: metadata))
-                assigned = grant.nodeId
-                created = grant.nodeId
-            } catch let e as RosetError where e.kind == .nameConflict && e.existingNodeId != nil {
-                // Created elsewhere since we looked: our content becomes its new version (last close wins).
-                logger.info("name taken at upload; uploading as a new version", metadata: ["name": "\(target.name)"])
-                grant = try controlPlane.initUpload(UploadRequest(nodeId: e.existingNodeId!, size: plan.size, multipart: plan.isMultipart))
-                if let metadata, !metadata.isEmpty {
-                    _ = try? controlPlane.updateNode(id: e.existingNodeId!, parentId: nil, name: nil, metadata: metadata)
+        do {
+            if let nodeId = target.nodeId {
+                grant = try controlPlane.initUpload(UploadRequest(nodeId: nodeId, size: plan.size, multipart: plan.isMultipart))
+            } else {
+                do {
+                    grant = try controlPlane.initUpload(UploadRequest(parentId: target.parentId, name: target.name, size: plan.size,
+                                                                      multipart: plan.isMultipart, metadata: metadata))
+                    assigned = grant.nodeId
+                    created = grant.nodeId
+                } catch let e as RosetError where e.kind == .nameConflict && e.existingNodeId != nil {
+                    // Created elsewhere since we looked: our content becomes its new version (last close wins).
+                    logger.info("name taken at upload; uploading as a new version", metadata: ["name": "\(target.name)"])
+                    grant = try controlPlane.initUpload(UploadRequest(nodeId: e.existingNodeId!, size: plan.size, multipart: plan.isMultipart))
+                    if let metadata, !metadata.isEmpty {
+                        _ = try? controlPlane.updateNode(id: e.existingNodeId!, parentId: nil, name: nil, metadata: metadata)
+                    }
+                    assigned = e.existingNodeId!
                 }
-                assigned = e.existingNodeId!
             }
+        } catch let e as RosetError where e.kind == .notFound {
+            delegate?.uploadTargetMissing(entry, generation: generation)
+            throw e
         }
         let progress = UploadProgress(token: grant.uploadToken, expiresAt: grant.expiresAt.timeIntervalSince1970,
                                       multipart: plan.isMultipart, partSize: plan.partSize, parts: [])

@@ -192,4 +192,35 @@ import RosetClient
         h.cloud.unblock("initUpload")
         #expect(h.drain(timeout: 60))
     }
+
+    @Test func aFileWhoseFolderVanishedGoesToLostAndFound() throws {
+        let h = try Harness()
+        let folder = h.cloud.addFolder("doomed")
+        let inode = try h.fs.lookup(parent: rootInode, name: "doomed").attributes.inode
+        h.cloud.block("initUpload")
+        try h.writeFile("orphan", bytes("still here"), parent: inode)
+        try h.cloud.deleteNode(id: folder.id)           // removed by another client
+        h.cloud.unblock("initUpload")
+        #expect(h.drain())
+        let lostAndFound = try #require(h.cloud.child("lost+found"))
+        let saved = h.cloud.children(in: lostAndFound.id)
+        #expect(saved.count == 1 && saved[0].name.hasPrefix("orphan."))
+        #expect(h.cloud.content(of: saved[0].id) == bytes("still here"))
+    }
+
+    @Test func aPermanentlyRefusedUploadBecomesADeadLetter() throws {
+        let h = try Harness()
+        h.cloud.failNext("initUpload", times: 1000, with: FakeCloud.error(.badRequest, status: 400, code: "INVALID"))
+        let (entry, open) = try h.fs.create(parent: rootInode, name: "bad", mode: 0o644, flags: O_WRONLY, context: h.ctx)
+        try h.write(entry.attributes.inode, open.handle, at: 0, bytes("refused"))
+        #expect(h.errno { try h.fs.fsync(inode: entry.attributes.inode, handle: open.handle, dataOnly: false) } == EIO)
+        try? h.fs.release(inode: entry.attributes.inode, handle: open.handle)
+        #expect(h.drain())
+        let dead = h.files("dead")
+        #expect(dead.count == 1)
+        let folder = h.spoolFolder + "/dead/" + dead[0]
+        #expect(FileManager.default.contents(atPath: folder + "/data").map { Array($0) } == bytes("refused"))
+        #expect((try? String(contentsOfFile: folder + "/reason", encoding: .utf8))?.contains("permanently") == true)
+        #expect(h.files("data").isEmpty)
+    }
 }
