@@ -41,7 +41,7 @@ extension RosetFileSystem {
                 metadata.merge(n.metadata) { own, _ in own }
             }
         } else {
-            metadata = try currentNode(key).metadata
+            metadata = try currentNode(try settled(key)).metadata
         }
         guard PosixMetadata.isSymlink(metadata), let target = metadata[PosixMetadata.symlinkTarget]?.stringValue else {
             throw FSError(EINVAL)
@@ -81,6 +81,7 @@ extension RosetFileSystem {
             nodes = listing.compactMap { cache.lastKnownNode($0.id) }
         } else {
             let folder = try currentNode(folderId)
+            let observed = cache.changeCount
             var fetched: [Node]?
             if folder.isCommitted {
                 do { fetched = try controlPlane.manifest(of: folderId) }
@@ -88,7 +89,7 @@ extension RosetFileSystem {
             }
             if fetched == nil { fetched = try remote("list children") { try controlPlane.children(of: folderId) } }
             nodes = fetched!.filter { isUsable($0, in: folderId) }
-            cache.storeListing(folderId, children: nodes, permanent: folder.isCommitted)
+            cache.storeListing(folderId, children: nodes, permanent: folder.isCommitted, observed: observed)
         }
         var result: [(name: String, child: Child)] = []
         var index: [String: Int] = [:]
@@ -244,8 +245,10 @@ extension RosetFileSystem {
             e.cond.lock()
             e.record.target.parentId = dstParent
             e.record.target.name = newName
-            try? e.persist(spool, state: e.record.state, durable: e.record.state != .open, now: now)
-            reindex(e, target: e.record.target)
+            if e.isLive {
+                try? e.persist(spool, state: e.record.state, durable: e.record.state != .open, now: now)
+                reindex(e, target: e.record.target)
+            }
             e.cond.unlock()
         }
         cache.removeChild(srcParent, name: name)
@@ -311,6 +314,14 @@ extension RosetFileSystem {
             if e.phase == .uploading { e.phase = .queued }
         }
         let moveOwnNode = replacedNode == nil && target.createdByUpload ? target.nodeId : nil
+        // The new target is visible at once: an init in flight sees it when it returns and
+        // moves (or drops) the node it created.
+        e.record.target = target
+        do { try e.persist(spool, state: e.record.state, durable: e.record.state != .open, now: now) }
+        catch { logger.error("rename: journal record not written: \(error)") }
+        reindex(e, target: target)
+        let newKey = e.key
+        let requeue = restart && e.phase == .queued
         e.cond.unlock()
 
         if let moveOwnNode {
@@ -320,17 +331,11 @@ extension RosetFileSystem {
                                             name: from.1 == to.1 ? nil : to.1, metadata: nil)
             }
         }
-
-        e.cond.lock()
-        e.record.target = target
-        do { try e.persist(spool, state: e.record.state, durable: e.record.state != .open, now: now) }
-        catch { logger.error("rename: journal record not written: \(error)") }
-        reindex(e, target: target)
-        let newKey = e.key
-        let requeue = restart && e.phase == .queued
-        e.cond.unlock()
         if newKey != oldKey {
-            stateLock.withLock { pendingByKey[newKey] = e }
+            stateLock.withLock {
+                pendingByKey[newKey] = e
+                if InodeTable.isSpoolKey(oldKey) { spoolAliases[oldKey] = newKey }
+            }
             inodes.rekey(from: oldKey, to: newKey)
         }
         if let token { try? controlPlane.abortUpload(token: token) }

@@ -11,9 +11,11 @@ import Logging
 import RosetClient
 
 extension RosetFileSystem: UploadDelegate {
-    func uploadAssignedNode(_ entry: SpoolEntry, oldKey: String) {
-        let newKey = entry.cond.withLock { entry.key }
-        stateLock.withLock { if entry.isLive { pendingByKey[newKey] = entry } }
+    func uploadAssignedNode(_ entry: SpoolEntry, oldKey: String, newKey: String) {
+        stateLock.withLock {
+            if entry.isLive { pendingByKey[newKey] = entry }
+            if InodeTable.isSpoolKey(oldKey) { spoolAliases[oldKey] = newKey }
+        }
         inodes.rekey(from: oldKey, to: newKey)
     }
 
@@ -30,8 +32,13 @@ extension RosetFileSystem: UploadDelegate {
         e.record.target.nodeId = node.id
         // Caches and index are switched to the node before anyone waiting (unlink, rename,
         // fsync) proceeds, so their own patches come after this one.
-        cache.store(node)
-        unregister(e)
+        // A rename may have moved the file while complete was in flight: the entry's target is
+        // the newer truth for where it lives.
+        var stored = node
+        stored.parentId = e.record.target.parentId
+        stored.name = e.record.target.name
+        cache.store(stored)
+        unregister(e, aliasTo: node.id)
         if oldKey != node.id { inodes.rekey(from: oldKey, to: node.id) }
         e.cond.broadcast()
         e.cond.unlock()

@@ -40,6 +40,9 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
     var directories: [FileHandleID: DirectoryHandle] = [:]
     var nextHandle: FileHandleID = 1
     var openSignatures: [InodeNumber: String] = [:]
+    /// Spool keys whose file got a node id: an inode bound to the spool key in a race with
+    /// the init is moved to the node id on its next use.
+    var spoolAliases: [String: String] = [:]
     var shuttingDown = false
 
     /// Resolves the root (fails on a bad key), takes the spool lock, resumes sealed spool entries.
@@ -149,8 +152,9 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         }
     }
 
-    func unregister(_ entry: SpoolEntry) {
+    func unregister(_ entry: SpoolEntry, aliasTo nodeId: String? = nil) {
         stateLock.withLock {
+            if let nodeId { spoolAliases[InodeTable.spoolKey(entry.id)] = nodeId }
             pendingById[entry.id] = nil
             for (k, v) in pendingByKey where v === entry { pendingByKey[k] = nil }
             for (k, v) in pendingByLocation where v === entry { pendingByLocation[k] = nil }
@@ -176,8 +180,19 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
 
     // MARK: nodes
 
+    /// A key whose spool entry is gone: the node id its upload became, or ENOENT.
+    func settled(_ key: String) throws -> String {
+        guard InodeTable.isSpoolKey(key) else { return key }
+        guard let alias = stateLock.withLock({ spoolAliases[key] }) else { throw FSError(ENOENT) }
+        return alias
+    }
+
     func key(of inode: InodeNumber) throws -> String {
         guard let key = inodes.key(of: inode) else { throw FSError(ENOENT) }
+        if InodeTable.isSpoolKey(key), let alias = stateLock.withLock({ spoolAliases[key] }) {
+            inodes.rekey(from: key, to: alias)
+            return alias
+        }
         return key
     }
 
@@ -295,8 +310,7 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
     /// Current attributes of whatever `key` is.
     func attributes(forKey key: String, inode: InodeNumber) throws -> FileAttributes {
         if let e = pending(key: key) { return attributes(of: e, inode: inode) }
-        if InodeTable.isSpoolKey(key) { throw FSError(ENOENT) }
-        return attributes(of: try currentNode(key), inode: inode)
+        return attributes(of: try currentNode(try settled(key)), inode: inode)
     }
 
     /// Hands an entry for `key` to the kernel (one lookup counted).

@@ -11,8 +11,9 @@ import Logging
 import RosetClient
 
 protocol UploadDelegate: AnyObject, Sendable {
-    /// Init created (or named) the node of an entry that had none.
-    func uploadAssignedNode(_ entry: SpoolEntry, oldKey: String)
+    /// Init created (or named) the node of an entry that had none. Called with the entry's
+    /// cond held, so nobody sees the new key before it is indexed.
+    func uploadAssignedNode(_ entry: SpoolEntry, oldKey: String, newKey: String)
     /// The control plane confirmed `generation` of `entry` with `node`.
     func uploadCompleted(_ entry: SpoolEntry, generation: Int, node: Node)
     /// Failed `attemptsBeforeReporting` times in a row (or permanently); returns true when the
@@ -277,11 +278,11 @@ final class Uploader: @unchecked Sendable {
             try? entry.persist(spool, state: .uploading, durable: true, now: tuning.now())
         }
         let keepCreated = entry.record.target.nodeId == created
+        if let oldKey { delegate?.uploadAssignedNode(entry, oldKey: oldKey, newKey: entry.key) }
         entry.cond.unlock()
         if let assigned, move != nil || metadataPatch != nil {
             _ = try? controlPlane.updateNode(id: assigned, parentId: move?.parentId, name: move?.name, metadata: metadataPatch)
         }
-        if let oldKey { delegate?.uploadAssignedNode(entry, oldKey: oldKey) }
         guard current else {
             // Cancelled (unlink) or stopped while the init was in flight: undo what it made.
             try? controlPlane.abortUpload(token: grant.uploadToken)
