@@ -141,10 +141,11 @@ extension RosetFileSystem {
     /// Cancels a live entry (unlink, replaced by a rename). Returns the node id the entry's
     /// file has on the server (pre-existing, or created by its init), if any.
     @discardableResult
-    func cancel(_ e: SpoolEntry, reason: String) -> String? {
+    func cancel(_ e: SpoolEntry, reason: String, waitForInit: Bool = false) -> String? {
         e.cond.lock()
-        // Not waiting for an init in flight: the uploader undoes it when it sees the cancel.
-        while e.phase == .completing || e.materializing { e.cond.wait() }
+        // By default not waiting for an init in flight: the uploader deletes the node it made
+        // when it sees the cancel. A caller that reuses the node (rename over) waits for it.
+        while e.phase == .completing || e.materializing || (waitForInit && e.initInFlight) { e.cond.wait() }
         let nodeId = e.record.target.nodeId
         guard e.isLive else { e.cond.unlock(); return nodeId }
         let token = e.record.upload?.token
@@ -282,9 +283,7 @@ extension RosetFileSystem {
         switch dst {
         case .remote(let n)?: replacedNode = n
         case .pending(let d)?:
-            let dTarget = d.cond.withLock { d.record.target }
-            _ = cancel(d, reason: "replaced by rename")
-            if let id = dTarget.nodeId {
+            if let id = cancel(d, reason: "replaced by rename", waitForInit: true) {
                 replacedNode = cache.lastKnownNode(id) ?? Node(id: id, parentId: to.0, name: to.1, type: .file)
             }
         case nil: break
@@ -340,6 +339,7 @@ extension RosetFileSystem {
         }
         if let token { try? controlPlane.abortUpload(token: token) }
         if let toDelete {
+            logger.debug("rename: own pending node gives way", metadata: ["node": "\(toDelete)", "to": "\(newKey)"])
             try? controlPlane.deleteNode(id: toDelete)
             cache.removeNode(toDelete)
         }

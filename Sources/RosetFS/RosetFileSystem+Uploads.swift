@@ -83,6 +83,8 @@ extension RosetFileSystem: UploadDelegate {
         return true
     }
 
+    func isPendingNode(_ nodeId: String) -> Bool { pending(key: nodeId) != nil }
+
     func uploadTargetMissing(_ e: SpoolEntry, generation: Int) {
         let target = e.cond.withLock { e.record.target }
         // Only when the server confirms the folder (or the node) is really gone.

@@ -21,6 +21,8 @@ protocol UploadDelegate: AnyObject, Sendable {
     func uploadFailed(_ entry: SpoolEntry, error: Error, permanent: Bool) -> Bool
     /// Init found neither the parent folder nor the node: the target is gone on the server.
     func uploadTargetMissing(_ entry: SpoolEntry, generation: Int)
+    /// The node belongs to another live entry of this mount (e.g. one being renamed away).
+    func isPendingNode(_ nodeId: String) -> Bool
 }
 
 final class Uploader: @unchecked Sendable {
@@ -234,7 +236,10 @@ final class Uploader: @unchecked Sendable {
                                                                       multipart: plan.isMultipart, metadata: metadata))
                     assigned = grant.nodeId
                     created = grant.nodeId
-                } catch let e as RosetError where e.kind == .nameConflict && e.existingNodeId != nil {
+                } catch let e as RosetError where e.kind == .nameConflict && e.existingNodeId.map({ delegate?.isPendingNode($0) == true }) == true {
+                // Our own file still holds the name (its rename is on its way to the server): retry later.
+                throw RosetError(kind: .conflict, status: 409, endpoint: e.endpoint, message: "name held by a pending rename")
+            } catch let e as RosetError where e.kind == .nameConflict && e.existingNodeId != nil {
                     // Created elsewhere since we looked: our content becomes its new version (last close wins).
                     logger.info("name taken at upload; uploading as a new version", metadata: ["name": "\(target.name)"])
                     grant = try controlPlane.initUpload(UploadRequest(nodeId: e.existingNodeId!, size: plan.size, multipart: plan.isMultipart))
@@ -286,7 +291,10 @@ final class Uploader: @unchecked Sendable {
         guard current else {
             // Cancelled (unlink) or stopped while the init was in flight: undo what it made.
             try? controlPlane.abortUpload(token: grant.uploadToken)
-            if !keepCreated, let created { try? controlPlane.deleteNode(id: created) }
+            if !keepCreated, let created {
+                logger.debug("init raced a cancel or retarget; removing the node it created", metadata: ["node": "\(created)", "name": "\(target.name)"])
+                try? controlPlane.deleteNode(id: created)
+            }
             throw Abandoned()
         }
         return (grant, progress)

@@ -74,4 +74,40 @@ import RosetClient
         done.wait()
         try h.fs.release(inode: remote, handle: open.handle)
     }
+
+    @Test func repeatedSavesByRenameOverKeepOneNodeWithTheLastContent() throws {
+        let h = try Harness { _, t in t.partSizeBytes = 1024 }
+        let failures = NSLock()
+        var errors: [String] = []
+        DispatchQueue.concurrentPerform(iterations: 8) { worker in
+            for round in 0..<8 {
+                var step = "write"
+                do {
+                    let content = pattern(300 + round * 400, seed: UInt8(worker * 8 + round))
+                    try h.writeFile("doc\(worker).tmp", content)
+                    step = "rename"
+                    try h.fs.rename(parent: rootInode, name: "doc\(worker).tmp", newParent: rootInode, newName: "doc\(worker)", flags: 0)
+                    if round % 3 == 2 {
+                        step = "fsync"
+                        let inode = try h.fs.lookup(parent: rootInode, name: "doc\(worker)").attributes.inode
+                        let open = try h.fs.open(inode: inode, flags: O_RDONLY, context: h.ctx)
+                        try h.fs.fsync(inode: inode, handle: open.handle, dataOnly: false)
+                        try h.fs.release(inode: inode, handle: open.handle)
+                    }
+                } catch {
+                    failures.withLock { errors.append("\(worker)/\(round) \(step): \(error)") }
+                }
+            }
+        }
+        #expect(errors.isEmpty, "\(errors.prefix(5))")
+        #expect(h.drain(timeout: 60))
+        let names = h.cloud.children().map(\.name)
+        #expect(names.sorted() == (0..<8).map { "doc\($0)" }.sorted())
+        for worker in 0..<8 {
+            let node = h.cloud.child("doc\(worker)")!
+            #expect(h.cloud.content(of: node.id) == pattern(300 + 7 * 400, seed: UInt8(worker * 8 + 7)))
+            let inode = try h.fs.lookup(parent: rootInode, name: "doc\(worker)").attributes.inode
+            #expect(try h.readAll(inode) == pattern(300 + 7 * 400, seed: UInt8(worker * 8 + 7)))
+        }
+    }
 }
