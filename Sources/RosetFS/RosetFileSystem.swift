@@ -10,6 +10,16 @@
 // - Every mutation this mount makes patches the metadata cache before it returns.
 // - Access checks are left to the kernel (`default_permissions`); `access` still answers from
 //   the mode bits for callers of access(2) on mounts without it.
+//
+// Decisions where the issue is silent
+// - New files carry `posix.mode` from create/mkdir, and `posix.uid`/`posix.gid` only when the
+//   caller differs from the mount's uid=/gid=.
+// - A new file whose name was taken on the server by another client before its upload becomes a
+//   new version of that node (last close wins), logged.
+// - Opening an existing file for writing and closing it without a write uploads nothing.
+// - fsync/close-wait report EIO after `attemptsBeforeReporting` consecutive failures; the upload
+//   keeps being retried in the background (a 400-class refusal becomes a dead letter).
+// - Folders show size 0 and link count 2; symlinks are empty file nodes with posix.type/symlink.
 import Foundation
 #if canImport(Glibc)
 import Glibc

@@ -9,6 +9,12 @@
 //     journal/<entryId>.<sequence, 10 digits>.rec   one journal record (JournalRecord.swift):
 //                          JSON body + "\nsha256 <hex of body>\n"
 //     dead/<entryId>/      dead letters: data, records and a `reason` file; never deleted
+//                          (data checksum mismatch, no valid record, data without record,
+//                          upload refused permanently as a bad request)
+//
+// Record states: open → sealed → uploading (token, expiry, part size, finished parts) → complete.
+// The target is (parentId, name) for a new file, plus nodeId for a new version of an existing
+// node (or of the node our own init created); baseEtag/baseVersionId detect remote changes.
 //
 // Invariants
 // - A record is never rewritten in place: every change is a new file with a higher sequence,
