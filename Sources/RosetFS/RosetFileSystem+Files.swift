@@ -105,7 +105,7 @@ extension RosetFileSystem {
         if e.phase == .cancelled && e.unlinked {
             let size = e.record.size
             e.cond.unlock()
-            spool.remove(entryId: e.id)
+            e.removeFiles(spool)
             budget.release(size)
             return
         }

@@ -160,7 +160,7 @@ extension RosetFileSystem {
         unregister(e)
         if wasDraining { budget.drainEnded() }
         if !keepData {
-            spool.remove(entryId: e.id)
+            e.removeFiles(spool)
             budget.release(size)
         }
         logger.debug("spool entry cancelled", metadata: ["entry": "\(e.id)", "reason": "\(reason)"])
@@ -203,7 +203,10 @@ extension RosetFileSystem {
         try Self.checkName(newName)
         let srcParent = try folderId(parent)
         let dstParent = try folderId(newParent)
-        guard let src = try findChild(srcParent, name) else { throw FSError(ENOENT) }
+        guard let src = try findChild(srcParent, name) else {
+            logger.debug("rename: source not found", metadata: ["name": "\(name)"])
+            throw FSError(ENOENT)
+        }
         if srcParent == dstParent && name == newName { return }
         let dst = try findChild(dstParent, newName)
         if src.isFolder {

@@ -43,7 +43,7 @@ extension RosetFileSystem: UploadDelegate {
         e.cond.broadcast()
         e.cond.unlock()
 
-        spool.remove(entryId: e.id)
+        e.removeFiles(spool)
         budget.release(size)
         budget.drainEnded()
         logger.debug("upload confirmed", metadata: ["node": "\(node.id)", "bytes": "\(size)"])
@@ -144,6 +144,7 @@ extension RosetFileSystem: UploadDelegate {
             logger.warning("spool: data file without journal record kept as a dead letter", metadata: ["path": "\(dead)"])
         }
         let stamp = Self.utcStamp(now)
+        let tornEntries = Set(scan.tornRecords.map(\.entryId))
         var resumed = 0
         for var record in scan.records.sorted(by: { $0.createdAt < $1.createdAt }) {
             let id = record.entryId
@@ -196,6 +197,7 @@ extension RosetFileSystem: UploadDelegate {
             let entry = SpoolEntry(id: id, record: record, data: data, phase: .queued, materialized: true,
                                    modifiedAt: Date(timeIntervalSince1970: record.modifiedAt))
             entry.hasher = nil
+            entry.hasStrayRecords = tornEntries.contains(id)
             if register(entry) !== entry { continue }
             budget.adjust(record.size)
             budget.drainStarted()

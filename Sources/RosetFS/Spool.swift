@@ -190,7 +190,8 @@ final class Spool: @unchecked Sendable {
             throw FSError(code == ENOSPC ? ENOSPC : EIO)
         }
         if durable { syncFolder(journalFolder) }
-        removeRecords(of: record.entryId, below: record.sequence)
+        // The previous record, by name: no folder scan per write (thousands of entries pending).
+        if record.sequence > 0 { unlink("\(journalFolder)/\(recordName(record.entryId, record.sequence - 1))") }
     }
 
     func syncFolder(_ path: String) {
@@ -202,18 +203,15 @@ final class Spool: @unchecked Sendable {
         (try? FileManager.default.contentsOfDirectory(atPath: journalFolder)) ?? []
     }
 
-    private func removeRecords(of entryId: String, below sequence: Int) {
-        for file in recordFiles() where file.hasPrefix(entryId + ".") && file.hasSuffix(".rec") {
-            let parts = file.split(separator: ".")
-            if parts.count == 3, let seq = Int(parts[1]), seq < sequence { unlink("\(journalFolder)/\(file)") }
-        }
-    }
-
-    /// Deletes a completed entry: data first, then its records.
-    func remove(entryId: String) {
+    /// Deletes a finished entry: data first, then its records. With `sequence`, only that
+    /// record is deleted by name; without, every record file of the entry (a folder scan).
+    func remove(entryId: String, sequence: Int? = nil) {
         unlink(dataPath(entryId))
-        for file in recordFiles() where file.hasPrefix(entryId + ".") { unlink("\(journalFolder)/\(file)") }
-        syncFolder(journalFolder)
+        if let sequence {
+            unlink("\(journalFolder)/\(recordName(entryId, sequence))")
+        } else {
+            for file in recordFiles() where file.hasPrefix(entryId + ".") { unlink("\(journalFolder)/\(file)") }
+        }
     }
 
     /// Moves everything of `entryId` to dead/<entryId>/ with a reason file. Returns the folder.

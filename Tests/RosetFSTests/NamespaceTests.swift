@@ -231,10 +231,10 @@ import RosetClient
         h.cloud.block("initUpload")     // the rename comes before the upload finished, as after a save
         try h.writeFile("model.pt.tmp", bytes("version 2"))
         try h.fs.rename(parent: rootInode, name: "model.pt.tmp", newParent: rootInode, newName: "model.pt", flags: 0)
-        h.cloud.unblock("initUpload")
         let seen = try h.fs.lookup(parent: rootInode, name: "model.pt")
         #expect(try h.readAll(seen.attributes.inode) == bytes("version 2"))
         #expect(try h.names() == [".", "..", "model.pt"])
+        h.cloud.unblock("initUpload")
         #expect(h.drain())
         #expect(h.cloud.child("model.pt")?.id == target.id)            // same node, new version
         #expect(h.cloud.content(of: target.id) == bytes("version 2"))
