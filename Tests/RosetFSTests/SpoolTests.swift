@@ -97,18 +97,15 @@ import RosetClient
         let inode = try h.fs.lookup(parent: rootInode, name: "notes").attributes.inode
         let open = try h.fs.open(inode: inode, flags: O_WRONLY | O_TRUNC, context: h.ctx)
         try h.write(inode, open.handle, at: 0, bytes("unsaved work"))
-        // Crash: no release. The next instance recovers the open entry beside the original.
+        // A clean shutdown seals open entries; simulate a crash (kill -9 while the file was open)
+        // by putting the journal back to an `open` record, as it stood before the seal.
         h.fs.shutdown(grace: 0)
         let journal = h.files("journal")
         #expect(journal.count == 1)
-        // shutdown sealed nothing that was still open by a writer? It seals open entries: simulate
-        // a crash instead by rewriting the record back to `open`.
         var record = try JournalRecord.decode(Array(FileManager.default.contents(atPath: h.spoolFolder + "/journal/" + journal[0])!))
         record.state = .open
         record.sequence += 1
         try FileManager.default.removeItem(atPath: h.spoolFolder + "/journal/" + journal[0])
-        let spoolFS = try Spool(base: h.base, apiURL: h.config.apiURL + "x", mountId: "other")   // any folder: write API only
-        _ = spoolFS
         let data = try record.encoded()
         FileManager.default.createFile(atPath: h.spoolFolder + "/journal/\(record.entryId).\(String(format: "%010d", record.sequence)).rec",
                                        contents: Data(data))
