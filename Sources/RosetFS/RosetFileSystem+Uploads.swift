@@ -34,6 +34,7 @@ extension RosetFileSystem: UploadDelegate {
         // fsync) proceeds, so their own patches come after this one.
         // A rename may have moved the file while complete was in flight: the entry's target is
         // the newer truth for where it lives.
+        e.removeFiles(spool)
         var stored = node
         stored.parentId = e.record.target.parentId
         stored.name = e.record.target.name
@@ -43,7 +44,6 @@ extension RosetFileSystem: UploadDelegate {
         e.cond.broadcast()
         e.cond.unlock()
 
-        e.removeFiles(spool)
         budget.release(size)
         budget.drainEnded()
         logger.debug("upload confirmed", metadata: ["node": "\(node.id)", "bytes": "\(size)"])

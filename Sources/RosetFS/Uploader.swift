@@ -236,8 +236,11 @@ final class Uploader: @unchecked Sendable {
                                                                       multipart: plan.isMultipart, metadata: metadata))
                     assigned = grant.nodeId
                     created = grant.nodeId
-                } catch let e as RosetError where e.kind == .nameConflict && e.existingNodeId.map({ delegate?.isPendingNode($0) == true }) == true {
-                // Our own file still holds the name (its rename is on its way to the server): retry later.
+                } catch let e as RosetError where e.kind == .nameConflict
+                        && (e.existingNodeId.map({ delegate?.isPendingNode($0) == true }) == true
+                            || entry.cond.withLock({ entry.failedAttempts }) < 2) {
+                // Our own file may still hold the name (its rename is on its way to the server):
+                // retry; only a conflict that persists makes this a new version of that node.
                 throw RosetError(kind: .conflict, status: 409, endpoint: e.endpoint, message: "name held by a pending rename")
             } catch let e as RosetError where e.kind == .nameConflict && e.existingNodeId != nil {
                     // Created elsewhere since we looked: our content becomes its new version (last close wins).
