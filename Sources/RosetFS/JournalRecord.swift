@@ -59,6 +59,9 @@ struct JournalRecord: Codable, Hashable, Sendable {
     var updatedAt: Double
     /// Local modification time of the content (seconds since the epoch).
     var modifiedAt: Double
+    /// The data file holds content written through the mount (set at the first write or
+    /// truncate). An `open` new version without it was never changed and is not recovered.
+    var hasContent: Bool? = nil
 
     enum DecodeError: Error, CustomStringConvertible {
         case torn(String)

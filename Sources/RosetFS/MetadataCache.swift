@@ -15,6 +15,9 @@ final class MetadataCache: @unchecked Sendable {
     private var nodes: [String: CachedNode] = [:]
     private var listings: [String: Listing] = [:]
     private var negatives: [String: Date] = [:]
+    /// Grows with every store/patch: a listing fetched while it changed may be stale and is
+    /// used for that one answer but not cached.
+    private var changes: UInt64 = 0
     private let ttl: Double
     private let now: @Sendable () -> Date
 
@@ -47,6 +50,7 @@ final class MetadataCache: @unchecked Sendable {
     }
 
     private func storeLocked(_ node: Node, permanent: Bool) {
+        changes &+= 1
         let keep = permanent || (nodes[node.id]?.permanent ?? false) && nodes[node.id]?.node == node
         nodes[node.id] = CachedNode(node: node, fetchedAt: now(), permanent: keep)
         if let parent = node.parentId {
@@ -66,6 +70,7 @@ final class MetadataCache: @unchecked Sendable {
 
     func removeNode(_ id: String) {
         lock.withLock {
+            changes &+= 1
             nodes[id] = nil
             listings[id] = nil
         }
@@ -89,8 +94,12 @@ final class MetadataCache: @unchecked Sendable {
         }
     }
 
-    func storeListing(_ folderId: String, children: [Node], permanent: Bool) {
+    var changeCount: UInt64 { lock.withLock { changes } }
+
+    /// Caches a listing fetched when `changeCount` was `observed`, unless something changed since.
+    func storeListing(_ folderId: String, children: [Node], permanent: Bool, observed: UInt64) {
         lock.withLock {
+            guard changes == observed else { return }
             var ids: [String: String] = [:]
             var order: [String] = []
             for child in children where ids[child.name] == nil {
@@ -106,6 +115,7 @@ final class MetadataCache: @unchecked Sendable {
     /// `name` left `folderId` (unlink, rmdir, rename away): patched out and remembered as absent.
     func removeChild(_ folderId: String, name: String) {
         lock.withLock {
+            changes &+= 1
             if var l = listings[folderId], l.ids[name] != nil {
                 l.ids[name] = nil
                 l.order.removeAll { $0 == name }

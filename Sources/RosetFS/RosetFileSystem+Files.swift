@@ -81,7 +81,7 @@ extension RosetFileSystem {
                 e.cond.unlock()
                 return e
             }
-            if InodeTable.isSpoolKey(key) { throw FSError(ENOENT) }
+            if InodeTable.isSpoolKey(key) { return try attachWriter(key: try settled(key), truncate: truncate) }
             let node = try currentNode(key)
             if node.type == .folder { throw FSError(EISDIR) }
             let target = SpoolTarget(parentId: node.parentId ?? rootId, name: node.name, nodeId: node.id, createdByUpload: false,
@@ -105,7 +105,7 @@ extension RosetFileSystem {
         if e.phase == .cancelled && e.unlinked {
             let size = e.record.size
             e.cond.unlock()
-            spool.remove(entryId: e.id)
+            e.removeFiles(spool)
             budget.release(size)
             return
         }
@@ -175,6 +175,10 @@ extension RosetFileSystem {
     func markWritten(_ e: SpoolEntry) {
         e.modifiedAt = now
         e.writeCount += 1
+        if e.record.hasContent != true {
+            e.record.hasContent = true
+            if e.record.state == .open { try? e.persist(spool, state: .open, durable: false, now: now) }
+        }
         e.explicitMtime = nil
         e.record.metadata?[PosixMetadata.mtime] = nil
         if e.record.target.nodeId != nil { e.dropRemoteMtime = true }
@@ -186,7 +190,7 @@ extension RosetFileSystem {
         if let e = pending(key: key) {
             return e.cond.withLock { "spool:\(e.id):\(e.writeCount):\(e.record.size)" }
         }
-        let n = try currentNode(key)
+        let n = try currentNode(try settled(key))
         return "\(n.id):\(n.etag ?? ""):\(n.versionId ?? ""):\(n.size):\(n.updatedAt.timeIntervalSince1970)"
     }
 
@@ -227,7 +231,7 @@ extension RosetFileSystem {
         }
         let file = OpenFile(inode: inode, writable: writable, entry: entry)
         if !writable, pending(key: key) == nil {
-            do { try prepareReader(file, key: key) } catch { throw error }
+            try prepareReader(file, key: try settled(key))
         }
         let signature = try openSignature(key: key)
         return OpenReply(handle: addHandle(file), keepCache: keepCache(inode: inode, signature: signature))
@@ -284,7 +288,7 @@ extension RosetFileSystem {
         let key = try key(of: inode)
         if let e = file.entry ?? pending(key: key) {
             e.cond.lock()
-            e.waitWhileBusy()
+            while e.materializing { e.cond.wait() }
             let readable = e.materialized && (e.isLive || e.unlinked)
             let length = e.record.size
             let data = e.data
@@ -294,8 +298,10 @@ extension RosetFileSystem {
                 return try data.pread(offset: offset, count: Int(min(Int64(size), length - offset)))
             }
         }
-        if InodeTable.isSpoolKey(key) { return [] }
-        try prepareReader(file, key: key)
+        // The upload may have completed meanwhile: the spool key has become a node id.
+        let current = try self.key(of: inode)
+        if InodeTable.isSpoolKey(current) { throw FSError(EIO) }
+        try prepareReader(file, key: current)
         guard let reader = file.lock.withLock({ file.reader }) else { throw FSError(EIO) }
         return try remote("read") { try reader.read(offset: offset, length: size) }
     }
@@ -387,6 +393,7 @@ extension RosetFileSystem {
         e.cond.lock()
         defer { e.cond.unlock() }
         while true {
+            if e.phase == .cancelled && e.reportedFailure != nil && e.completedGeneration < generation { throw FSError(EIO) }
             if e.completedGeneration >= generation || e.phase == .cancelled { return }
             if e.phase == .done { return }
             if e.reportedFailure != nil && e.generation == generation {
@@ -409,8 +416,7 @@ extension RosetFileSystem {
         if let size = changes.size {
             guard size >= 0 else { throw FSError(EINVAL) }
             if pending(key: key) == nil {
-                if InodeTable.isSpoolKey(key) { throw FSError(ENOENT) }
-                if try currentNode(key).type == .folder { throw FSError(EISDIR) }
+                if try currentNode(try settled(key)).type == .folder { throw FSError(EISDIR) }
             }
             let e = try attachWriter(key: key, truncate: size == 0)
             e.cond.lock()
@@ -439,7 +445,8 @@ extension RosetFileSystem {
     func applyMetadata(key: String, patch: [String: JSONValue], explicitMtime: timespec? = nil) throws {
         if let e = pending(key: key) {
             e.cond.lock()
-            e.waitWhileBusy()
+            // An init in flight carries the old metadata; the uploader sends the difference after it.
+            while e.phase == .completing || e.materializing { e.cond.wait() }
             if let explicitMtime { e.explicitMtime = explicitMtime; e.dropRemoteMtime = false }
             if e.isLive && e.record.target.nodeId == nil {
                 var md = e.record.metadata ?? [:]
@@ -454,8 +461,7 @@ extension RosetFileSystem {
             e.cond.unlock()
             if let nodeId { return try updateMetadata(nodeId: nodeId, patch: patch) }
         }
-        if InodeTable.isSpoolKey(key) { throw FSError(ENOENT) }
-        try updateMetadata(nodeId: key, patch: patch)
+        try updateMetadata(nodeId: try settled(key), patch: patch)
     }
 
     func updateMetadata(nodeId: String, patch: [String: JSONValue]) throws {

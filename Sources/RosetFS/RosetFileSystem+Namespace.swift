@@ -41,7 +41,7 @@ extension RosetFileSystem {
                 metadata.merge(n.metadata) { own, _ in own }
             }
         } else {
-            metadata = try currentNode(key).metadata
+            metadata = try currentNode(try settled(key)).metadata
         }
         guard PosixMetadata.isSymlink(metadata), let target = metadata[PosixMetadata.symlinkTarget]?.stringValue else {
             throw FSError(EINVAL)
@@ -73,11 +73,15 @@ extension RosetFileSystem {
     /// The children of a folder as this mount sees them: the listing (cached or fetched; a
     /// committed folder through its manifest, cached without expiry) with pending files laid over.
     func listChildren(_ folderId: String, fresh: Bool = false) throws -> [(name: String, child: Child)] {
+        // Pending files first: an upload that completes meanwhile has put its node into the
+        // listing before it leaves the pending index, so it is in one of the two.
+        let pendingFiles = pendingChildren(of: folderId)
         var nodes: [Node]
         if !fresh, let listing = cache.listing(folderId) {
             nodes = listing.compactMap { cache.lastKnownNode($0.id) }
         } else {
             let folder = try currentNode(folderId)
+            let observed = cache.changeCount
             var fetched: [Node]?
             if folder.isCommitted {
                 do { fetched = try controlPlane.manifest(of: folderId) }
@@ -85,7 +89,7 @@ extension RosetFileSystem {
             }
             if fetched == nil { fetched = try remote("list children") { try controlPlane.children(of: folderId) } }
             nodes = fetched!.filter { isUsable($0, in: folderId) }
-            cache.storeListing(folderId, children: nodes, permanent: folder.isCommitted)
+            cache.storeListing(folderId, children: nodes, permanent: folder.isCommitted, observed: observed)
         }
         var result: [(name: String, child: Child)] = []
         var index: [String: Int] = [:]
@@ -93,8 +97,7 @@ extension RosetFileSystem {
             index[node.name] = result.count
             result.append((node.name, pending(key: node.id).map { .pending($0) } ?? .remote(node)))
         }
-        for e in pendingChildren(of: folderId) {
-            let name = e.cond.withLock { e.record.target.name }
+        for (e, name) in pendingFiles {
             if let i = index[name] { result[i].child = .pending(e) }
             else { index[name] = result.count; result.append((name, .pending(e))) }
         }
@@ -138,9 +141,11 @@ extension RosetFileSystem {
     /// Cancels a live entry (unlink, replaced by a rename). Returns the node id the entry's
     /// file has on the server (pre-existing, or created by its init), if any.
     @discardableResult
-    func cancel(_ e: SpoolEntry, reason: String) -> String? {
+    func cancel(_ e: SpoolEntry, reason: String, waitForInit: Bool = false) -> String? {
         e.cond.lock()
-        e.waitWhileBusy()
+        // By default not waiting for an init in flight: the uploader deletes the node it made
+        // when it sees the cancel. A caller that reuses the node (rename over) waits for it.
+        while e.phase == .completing || e.materializing || (waitForInit && e.initInFlight) { e.cond.wait() }
         let nodeId = e.record.target.nodeId
         guard e.isLive else { e.cond.unlock(); return nodeId }
         let token = e.record.upload?.token
@@ -155,7 +160,7 @@ extension RosetFileSystem {
         unregister(e)
         if wasDraining { budget.drainEnded() }
         if !keepData {
-            spool.remove(entryId: e.id)
+            e.removeFiles(spool)
             budget.release(size)
         }
         logger.debug("spool entry cancelled", metadata: ["entry": "\(e.id)", "reason": "\(reason)"])
@@ -198,7 +203,10 @@ extension RosetFileSystem {
         try Self.checkName(newName)
         let srcParent = try folderId(parent)
         let dstParent = try folderId(newParent)
-        guard let src = try findChild(srcParent, name) else { throw FSError(ENOENT) }
+        guard let src = try findChild(srcParent, name) else {
+            logger.debug("rename: source not found", metadata: ["name": "\(name)"])
+            throw FSError(ENOENT)
+        }
         if srcParent == dstParent && name == newName { return }
         let dst = try findChild(dstParent, newName)
         if src.isFolder {
@@ -241,8 +249,10 @@ extension RosetFileSystem {
             e.cond.lock()
             e.record.target.parentId = dstParent
             e.record.target.name = newName
-            try? e.persist(spool, state: e.record.state, durable: e.record.state != .open, now: now)
-            reindex(e, target: e.record.target)
+            if e.isLive {
+                try? e.persist(spool, state: e.record.state, durable: e.record.state != .open, now: now)
+                reindex(e, target: e.record.target)
+            }
             e.cond.unlock()
         }
         cache.removeChild(srcParent, name: name)
@@ -265,7 +275,8 @@ extension RosetFileSystem {
     /// the node the server now has for it, if any.
     private func renamePending(_ e: SpoolEntry, from: (String, String), to: (String, String), over dst: Child?) throws -> Node?? {
         e.cond.lock()
-        e.waitWhileBusy()
+        // An init in flight is not waited for: the uploader moves or drops the node it creates.
+        while e.phase == .completing || e.materializing { e.cond.wait() }
         let ownsNode = e.record.target.nodeId == nil || e.record.target.createdByUpload
         guard e.isLive, ownsNode else { e.cond.unlock(); return nil }
         e.cond.unlock()
@@ -275,16 +286,14 @@ extension RosetFileSystem {
         switch dst {
         case .remote(let n)?: replacedNode = n
         case .pending(let d)?:
-            let dTarget = d.cond.withLock { d.record.target }
-            _ = cancel(d, reason: "replaced by rename")
-            if let id = dTarget.nodeId {
+            if let id = cancel(d, reason: "replaced by rename", waitForInit: true) {
                 replacedNode = cache.lastKnownNode(id) ?? Node(id: id, parentId: to.0, name: to.1, type: .file)
             }
         case nil: break
         }
 
         e.cond.lock()
-        e.waitWhileBusy()
+        while e.phase == .completing || e.materializing { e.cond.wait() }
         guard e.isLive else { e.cond.unlock(); return nil }
         let oldKey = e.key
         var target = e.record.target
@@ -299,7 +308,7 @@ extension RosetFileSystem {
             target.parentId = to.0
             target.name = to.1
         }
-        let restart = replacedNode != nil && (e.phase == .uploading || e.record.upload != nil)
+        let restart = replacedNode != nil && (e.phase == .uploading || e.record.upload != nil || e.initInFlight)
         let token = restart ? e.record.upload?.token : nil
         if restart {
             e.generation += 1
@@ -307,6 +316,14 @@ extension RosetFileSystem {
             if e.phase == .uploading { e.phase = .queued }
         }
         let moveOwnNode = replacedNode == nil && target.createdByUpload ? target.nodeId : nil
+        // The new target is visible at once: an init in flight sees it when it returns and
+        // moves (or drops) the node it created.
+        e.record.target = target
+        do { try e.persist(spool, state: e.record.state, durable: e.record.state != .open, now: now) }
+        catch { logger.error("rename: journal record not written: \(error)") }
+        reindex(e, target: target)
+        let newKey = e.key
+        let requeue = restart && e.phase == .queued
         e.cond.unlock()
 
         if let moveOwnNode {
@@ -316,21 +333,16 @@ extension RosetFileSystem {
                                             name: from.1 == to.1 ? nil : to.1, metadata: nil)
             }
         }
-
-        e.cond.lock()
-        e.record.target = target
-        do { try e.persist(spool, state: e.record.state, durable: e.record.state != .open, now: now) }
-        catch { logger.error("rename: journal record not written: \(error)") }
-        reindex(e, target: target)
-        let newKey = e.key
-        let requeue = restart && e.phase == .queued
-        e.cond.unlock()
         if newKey != oldKey {
-            stateLock.withLock { pendingByKey[newKey] = e }
+            stateLock.withLock {
+                pendingByKey[newKey] = e
+                if InodeTable.isSpoolKey(oldKey) { spoolAliases[oldKey] = newKey }
+            }
             inodes.rekey(from: oldKey, to: newKey)
         }
         if let token { try? controlPlane.abortUpload(token: token) }
         if let toDelete {
+            logger.debug("rename: own pending node gives way", metadata: ["node": "\(toDelete)", "to": "\(newKey)"])
             try? controlPlane.deleteNode(id: toDelete)
             cache.removeNode(toDelete)
         }

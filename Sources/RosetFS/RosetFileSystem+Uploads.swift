@@ -11,9 +11,11 @@ import Logging
 import RosetClient
 
 extension RosetFileSystem: UploadDelegate {
-    func uploadAssignedNode(_ entry: SpoolEntry, oldKey: String) {
-        let newKey = entry.cond.withLock { entry.key }
-        stateLock.withLock { if entry.isLive { pendingByKey[newKey] = entry } }
+    func uploadAssignedNode(_ entry: SpoolEntry, oldKey: String, newKey: String) {
+        stateLock.withLock {
+            if entry.isLive { pendingByKey[newKey] = entry }
+            if InodeTable.isSpoolKey(oldKey) { spoolAliases[oldKey] = newKey }
+        }
         inodes.rekey(from: oldKey, to: newKey)
     }
 
@@ -28,13 +30,20 @@ extension RosetFileSystem: UploadDelegate {
         let dropMtime = e.dropRemoteMtime
         // Keep the key stable for anyone resolving the entry's inode from now on.
         e.record.target.nodeId = node.id
+        // Caches and index are switched to the node before anyone waiting (unlink, rename,
+        // fsync) proceeds, so their own patches come after this one.
+        // A rename may have moved the file while complete was in flight: the entry's target is
+        // the newer truth for where it lives.
+        e.removeFiles(spool)
+        var stored = node
+        stored.parentId = e.record.target.parentId
+        stored.name = e.record.target.name
+        cache.store(stored)
+        unregister(e, aliasTo: node.id)
+        if oldKey != node.id { inodes.rekey(from: oldKey, to: node.id) }
         e.cond.broadcast()
         e.cond.unlock()
 
-        spool.remove(entryId: e.id)
-        cache.store(node)
-        unregister(e)
-        if oldKey != node.id { inodes.rekey(from: oldKey, to: node.id) }
         budget.release(size)
         budget.drainEnded()
         logger.debug("upload confirmed", metadata: ["node": "\(node.id)", "bytes": "\(size)"])
@@ -46,10 +55,69 @@ extension RosetFileSystem: UploadDelegate {
         }
     }
 
-    func uploadFailed(_ entry: SpoolEntry, error: Error, permanent: Bool) {
-        logger.error("upload keeps failing; the data stays in the spool and is retried",
-                     metadata: ["entry": "\(entry.id)", "path": "\(spool.dataPath(entry.id))", "permanent": "\(permanent)",
-                                "error": "\(error)"])
+    func uploadFailed(_ e: SpoolEntry, error: Error, permanent: Bool) -> Bool {
+        // A request the server keeps refusing as malformed (4xx other than 401/403/404/408/409/429)
+        // will not succeed by retrying: the entry becomes a dead letter, kept, never deleted.
+        let refused = (error as? RosetError)?.kind == .badRequest
+        e.cond.lock()
+        guard refused, e.failedAttempts >= tuning.attemptsBeforeReporting, e.isLive, e.phase == .queued else {
+            e.cond.unlock()
+            logger.error("upload keeps failing; the data stays in the spool and is retried",
+                         metadata: ["entry": "\(e.id)", "path": "\(spool.dataPath(e.id))", "permanent": "\(permanent)",
+                                    "error": "\(error)"])
+            return false
+        }
+        e.phase = .cancelled
+        e.generation += 1
+        e.reportedFailure = error
+        let size = e.record.size
+        let target = e.record.target
+        e.cond.broadcast()
+        e.cond.unlock()
+        let dead = spool.moveToDeadLetter(entryId: e.id, reason: "upload failed permanently: \(error)")
+        unregister(e)
+        budget.drainEnded()
+        budget.release(size)
+        logger.error("upload failed permanently; kept as a dead letter",
+                     metadata: ["path": "\(dead)", "name": "\(target.name)", "error": "\(error)"])
+        return true
+    }
+
+    func isPendingNode(_ nodeId: String) -> Bool { pending(key: nodeId) != nil }
+
+    func uploadTargetMissing(_ e: SpoolEntry, generation: Int) {
+        let target = e.cond.withLock { e.record.target }
+        // Only when the server confirms the folder (or the node) is really gone.
+        if let nodeId = target.nodeId {
+            if (try? controlPlane.node(id: nodeId)) != nil { return }
+        } else if (try? controlPlane.node(id: target.parentId)) != nil {
+            return
+        }
+        guard let lostAndFound = lostAndFoundFolder() else { return }
+        e.cond.lock()
+        guard e.generation == generation, e.isLive else { e.cond.unlock(); return }
+        e.record.target = SpoolTarget(parentId: lostAndFound, name: "\(target.name).\(e.id.prefix(8))")
+        e.record.upload = nil
+        try? e.persist(spool, state: e.record.state == .open ? .open : .sealed, durable: true, now: now)
+        reindex(e, target: e.record.target)
+        let name = e.record.target.name
+        e.cond.unlock()
+        logger.warning("the target folder is gone; the file goes to lost+found", metadata: ["name": "\(name)"])
+    }
+
+    /// `lost+found` at the mount root, created when first needed.
+    func lostAndFoundFolder() -> String? {
+        if let found = try? controlPlane.resolve(name: "lost+found", in: rootId), found.type == .folder { return found.id }
+        do {
+            let made = try controlPlane.createFolder(name: "lost+found", parentId: rootId, metadata: nil)
+            cache.store(made)
+            return made.id
+        } catch let e as RosetError where e.existingNodeId != nil {
+            return e.existingNodeId
+        } catch {
+            logger.error("cannot create lost+found: \(error)")
+            return nil
+        }
     }
 
     // MARK: recovery
@@ -76,6 +144,7 @@ extension RosetFileSystem: UploadDelegate {
             logger.warning("spool: data file without journal record kept as a dead letter", metadata: ["path": "\(dead)"])
         }
         let stamp = Self.utcStamp(now)
+        let tornEntries = Set(scan.tornRecords.map(\.entryId))
         var resumed = 0
         for var record in scan.records.sorted(by: { $0.createdAt < $1.createdAt }) {
             let id = record.entryId
@@ -86,6 +155,11 @@ extension RosetFileSystem: UploadDelegate {
             guard let data = try? SpoolDataFile(path: spool.dataPath(id), create: false) else {
                 let dead = spool.moveToDeadLetter(entryId: id, reason: "journal record without data file")
                 logger.error("spool: record without data kept as a dead letter", metadata: ["path": "\(dead)"])
+                continue
+            }
+            if record.state == .open && record.hasContent != true && record.target.nodeId != nil && !record.target.createdByUpload {
+                // An existing file opened for writing but never changed: nothing to recover.
+                spool.remove(entryId: id)
                 continue
             }
             if record.state == .open {
@@ -123,6 +197,7 @@ extension RosetFileSystem: UploadDelegate {
             let entry = SpoolEntry(id: id, record: record, data: data, phase: .queued, materialized: true,
                                    modifiedAt: Date(timeIntervalSince1970: record.modifiedAt))
             entry.hasher = nil
+            entry.hasStrayRecords = tornEntries.contains(id)
             if register(entry) !== entry { continue }
             budget.adjust(record.size)
             budget.drainStarted()

@@ -17,8 +17,8 @@ extension RosetFileSystem {
             for (k, v) in own { md[k] = v == .null ? nil : v }
             return (key, md)
         }
-        if InodeTable.isSpoolKey(key) { throw FSError(ENOENT) }
-        return (key, try currentNode(key).metadata)
+        let id = try settled(key)
+        return (id, try currentNode(id).metadata)
     }
 
     public func setxattr(inode: InodeNumber, name: String, value: [UInt8], flags: Int32) throws {

@@ -10,6 +10,16 @@
 // - Every mutation this mount makes patches the metadata cache before it returns.
 // - Access checks are left to the kernel (`default_permissions`); `access` still answers from
 //   the mode bits for callers of access(2) on mounts without it.
+//
+// Decisions where the issue is silent
+// - New files carry `posix.mode` from create/mkdir, and `posix.uid`/`posix.gid` only when the
+//   caller differs from the mount's uid=/gid=.
+// - A new file whose name was taken on the server by another client before its upload becomes a
+//   new version of that node (last close wins), logged.
+// - Opening an existing file for writing and closing it without a write uploads nothing.
+// - fsync/close-wait report EIO after `attemptsBeforeReporting` consecutive failures; the upload
+//   keeps being retried in the background (a 400-class refusal becomes a dead letter).
+// - Folders show size 0 and link count 2; symlinks are empty file nodes with posix.type/symlink.
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -40,6 +50,9 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
     var directories: [FileHandleID: DirectoryHandle] = [:]
     var nextHandle: FileHandleID = 1
     var openSignatures: [InodeNumber: String] = [:]
+    /// Spool keys whose file got a node id: an inode bound to the spool key in a race with
+    /// the init is moved to the node id on its next use.
+    var spoolAliases: [String: String] = [:]
     var shuttingDown = false
 
     /// Resolves the root (fails on a bad key), takes the spool lock, resumes sealed spool entries.
@@ -65,7 +78,8 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         cache = MetadataCache(ttl: configuration.cacheTTL, now: tuning.now)
         cache.store(root)
         blockCache = BlockCache(capacityBytes: max(1, configuration.cacheSizeMB) << 20)
-        spool = try Spool(base: configuration.spoolDirectory, apiURL: configuration.apiURL, mountId: configuration.mountId)
+        spool = try Spool(base: configuration.spoolDirectory, apiURL: configuration.apiURL, mountId: configuration.mountId,
+                          attach: !configuration.readOnly)
         budget = SpoolBudget(capacityBytes: Int64(max(1, configuration.spoolMaxMB)) << 20)
         let partSize = tuning.partSizeBytes ?? (Int64(max(5, configuration.partSizeMB)) << 20)
         uploader = Uploader(controlPlane: controlPlane, store: store, spool: spool, logger: logger, tuning: tuning,
@@ -74,10 +88,9 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         if !configuration.readOnly {
             recoverSpool()
             uploader.start()
-        } else {
-            // Read-only: leave whatever is spooled for the next read-write mount.
-            spool.unlock()
         }
+        // Read-only: the spool is not touched (not even created); whatever is spooled waits
+        // for the next read-write mount.
     }
 
     var now: Date { tuning.now() }
@@ -149,8 +162,9 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         }
     }
 
-    func unregister(_ entry: SpoolEntry) {
+    func unregister(_ entry: SpoolEntry, aliasTo nodeId: String? = nil) {
         stateLock.withLock {
+            if let nodeId { spoolAliases[InodeTable.spoolKey(entry.id)] = nodeId }
             pendingById[entry.id] = nil
             for (k, v) in pendingByKey where v === entry { pendingByKey[k] = nil }
             for (k, v) in pendingByLocation where v === entry { pendingByLocation[k] = nil }
@@ -166,16 +180,29 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         }
     }
 
-    func pendingChildren(of folderId: String) -> [SpoolEntry] {
-        stateLock.withLock { pendingById.values.filter { $0.record.target.parentId == folderId } }
+    func pendingChildren(of folderId: String) -> [(entry: SpoolEntry, name: String)] {
+        stateLock.withLock { Array(pendingById.values) }.compactMap { e in
+            e.cond.withLock { e.isLive && e.record.target.parentId == folderId ? (e, e.record.target.name) : nil }
+        }
     }
 
     var liveEntries: [SpoolEntry] { stateLock.withLock { Array(pendingById.values) } }
 
     // MARK: nodes
 
+    /// A key whose spool entry is gone: the node id its upload became, or ENOENT.
+    func settled(_ key: String) throws -> String {
+        guard InodeTable.isSpoolKey(key) else { return key }
+        guard let alias = stateLock.withLock({ spoolAliases[key] }) else { throw FSError(ENOENT) }
+        return alias
+    }
+
     func key(of inode: InodeNumber) throws -> String {
         guard let key = inodes.key(of: inode) else { throw FSError(ENOENT) }
+        if InodeTable.isSpoolKey(key), let alias = stateLock.withLock({ spoolAliases[key] }) {
+            inodes.rekey(from: key, to: alias)
+            return alias
+        }
         return key
     }
 
@@ -293,8 +320,7 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
     /// Current attributes of whatever `key` is.
     func attributes(forKey key: String, inode: InodeNumber) throws -> FileAttributes {
         if let e = pending(key: key) { return attributes(of: e, inode: inode) }
-        if InodeTable.isSpoolKey(key) { throw FSError(ENOENT) }
-        return attributes(of: try currentNode(key), inode: inode)
+        return attributes(of: try currentNode(try settled(key)), inode: inode)
     }
 
     /// Hands an entry for `key` to the kernel (one lookup counted).

@@ -9,6 +9,12 @@
 //     journal/<entryId>.<sequence, 10 digits>.rec   one journal record (JournalRecord.swift):
 //                          JSON body + "\nsha256 <hex of body>\n"
 //     dead/<entryId>/      dead letters: data, records and a `reason` file; never deleted
+//                          (data checksum mismatch, no valid record, data without record,
+//                          upload refused permanently as a bad request)
+//
+// Record states: open → sealed → uploading (token, expiry, part size, finished parts) → complete.
+// The target is (parentId, name) for a new file, plus nodeId for a new version of an existing
+// node (or of the node our own init created); baseEtag/baseVersionId detect remote changes.
 //
 // Invariants
 // - A record is never rewritten in place: every change is a new file with a higher sequence,
@@ -108,11 +114,14 @@ final class Spool: @unchecked Sendable {
     }
 
     /// Creates or opens the folder of (apiURL, mountId) under `base` and takes its lock.
-    init(base: String, apiURL: String, mountId: String) throws {
+    /// `attach: false` (read-only mounts) only computes the paths: no folder, no lock.
+    init(base: String, apiURL: String, mountId: String, attach: Bool = true) throws {
         folder = (base as NSString).appendingPathComponent(Spool.folderName(apiURL: apiURL, mountId: mountId))
         dataFolder = folder + "/data"
         journalFolder = folder + "/journal"
         deadFolder = folder + "/dead"
+        lockFD = -1
+        guard attach else { return }
         let fm = FileManager.default
         do {
             try fm.createDirectory(atPath: base, withIntermediateDirectories: true)
@@ -181,7 +190,8 @@ final class Spool: @unchecked Sendable {
             throw FSError(code == ENOSPC ? ENOSPC : EIO)
         }
         if durable { syncFolder(journalFolder) }
-        removeRecords(of: record.entryId, below: record.sequence)
+        // The previous record, by name: no folder scan per write (thousands of entries pending).
+        if record.sequence > 0 { unlink("\(journalFolder)/\(recordName(record.entryId, record.sequence - 1))") }
     }
 
     func syncFolder(_ path: String) {
@@ -193,18 +203,15 @@ final class Spool: @unchecked Sendable {
         (try? FileManager.default.contentsOfDirectory(atPath: journalFolder)) ?? []
     }
 
-    private func removeRecords(of entryId: String, below sequence: Int) {
-        for file in recordFiles() where file.hasPrefix(entryId + ".") && file.hasSuffix(".rec") {
-            let parts = file.split(separator: ".")
-            if parts.count == 3, let seq = Int(parts[1]), seq < sequence { unlink("\(journalFolder)/\(file)") }
-        }
-    }
-
-    /// Deletes a completed entry: data first, then its records.
-    func remove(entryId: String) {
+    /// Deletes a finished entry: data first, then its records. With `sequence`, only that
+    /// record is deleted by name; without, every record file of the entry (a folder scan).
+    func remove(entryId: String, sequence: Int? = nil) {
         unlink(dataPath(entryId))
-        for file in recordFiles() where file.hasPrefix(entryId + ".") { unlink("\(journalFolder)/\(file)") }
-        syncFolder(journalFolder)
+        if let sequence {
+            unlink("\(journalFolder)/\(recordName(entryId, sequence))")
+        } else {
+            for file in recordFiles() where file.hasPrefix(entryId + ".") { unlink("\(journalFolder)/\(file)") }
+        }
     }
 
     /// Moves everything of `entryId` to dead/<entryId>/ with a reason file. Returns the folder.

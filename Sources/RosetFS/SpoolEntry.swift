@@ -44,6 +44,13 @@ final class SpoolEntry: @unchecked Sendable {
     var reportedFailure: Error?
     /// Generation whose upload was confirmed.
     var completedGeneration = -1
+    /// Recovered beside torn records: remove every record file of the entry at the end.
+    var hasStrayRecords = false
+
+    /// Deletes the entry's files from the spool (caller holds cond or owns the entry).
+    func removeFiles(_ spool: Spool) {
+        spool.remove(entryId: id, sequence: hasStrayRecords ? nil : record.sequence)
+    }
 
     init(id: String, record: JournalRecord, data: SpoolDataFile, phase: Phase, materialized: Bool, modifiedAt: Date) {
         self.id = id

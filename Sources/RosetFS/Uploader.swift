@@ -11,12 +11,18 @@ import Logging
 import RosetClient
 
 protocol UploadDelegate: AnyObject, Sendable {
-    /// Init created (or named) the node of an entry that had none.
-    func uploadAssignedNode(_ entry: SpoolEntry, oldKey: String)
+    /// Init created (or named) the node of an entry that had none. Called with the entry's
+    /// cond held, so nobody sees the new key before it is indexed.
+    func uploadAssignedNode(_ entry: SpoolEntry, oldKey: String, newKey: String)
     /// The control plane confirmed `generation` of `entry` with `node`.
     func uploadCompleted(_ entry: SpoolEntry, generation: Int, node: Node)
-    /// A waiting writer may now proceed (called when an entry leaves the queue for good).
-    func uploadFailed(_ entry: SpoolEntry, error: Error, permanent: Bool)
+    /// Failed `attemptsBeforeReporting` times in a row (or permanently); returns true when the
+    /// entry was taken out of the queue (dead letter).
+    func uploadFailed(_ entry: SpoolEntry, error: Error, permanent: Bool) -> Bool
+    /// Init found neither the parent folder nor the node: the target is gone on the server.
+    func uploadTargetMissing(_ entry: SpoolEntry, generation: Int)
+    /// The node belongs to another live entry of this mount (e.g. one being renamed away).
+    func isPendingNode(_ nodeId: String) -> Bool
 }
 
 final class Uploader: @unchecked Sendable {
@@ -128,8 +134,9 @@ final class Uploader: @unchecked Sendable {
             logger.warning("upload failed, retrying",
                            metadata: ["entry": "\(entry.id)", "attempt": "\(attempts)", "in": "\(String(format: "%.1f", delay))s",
                                       "error": "\(error)"])
-            if attempts >= tuning.attemptsBeforeReporting || permanent {
-                delegate?.uploadFailed(entry, error: error, permanent: permanent)
+            if attempts >= tuning.attemptsBeforeReporting || permanent,
+               delegate?.uploadFailed(entry, error: error, permanent: permanent) == true {
+                return
             }
             DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [weak self] in self?.enqueue(entry) }
         }
@@ -219,41 +226,78 @@ final class Uploader: @unchecked Sendable {
 
         var grant: UploadGrant
         var assigned: String?
-        if let nodeId = target.nodeId {
-            grant = try controlPlane.initUpload(UploadRequest(nodeId: nodeId, size: plan.size, multipart: plan.isMultipart))
-        } else {
-            do {
-                grant = try controlPlane.initUpload(UploadRequest(parentId: target.parentId, name: target.name, size: plan.size,
-                                                                  multipart: plan.isMultipart, metadata: metadata))
-                assigned = grant.nodeId
+        var created: String?
+        do {
+            if let nodeId = target.nodeId {
+                grant = try controlPlane.initUpload(UploadRequest(nodeId: nodeId, size: plan.size, multipart: plan.isMultipart))
+            } else {
+                do {
+                    grant = try controlPlane.initUpload(UploadRequest(parentId: target.parentId, name: target.name, size: plan.size,
+                                                                      multipart: plan.isMultipart, metadata: metadata))
+                    assigned = grant.nodeId
+                    created = grant.nodeId
+                } catch let e as RosetError where e.kind == .nameConflict
+                        && (e.existingNodeId.map({ delegate?.isPendingNode($0) == true }) == true
+                            || entry.cond.withLock({ entry.failedAttempts }) < 2) {
+                // Our own file may still hold the name (its rename is on its way to the server):
+                // retry; only a conflict that persists makes this a new version of that node.
+                throw RosetError(kind: .conflict, status: 409, endpoint: e.endpoint, message: "name held by a pending rename")
             } catch let e as RosetError where e.kind == .nameConflict && e.existingNodeId != nil {
-                // Created elsewhere since we looked: our content becomes its new version (last close wins).
-                logger.info("name taken at upload; uploading as a new version", metadata: ["name": "\(target.name)"])
-                grant = try controlPlane.initUpload(UploadRequest(nodeId: e.existingNodeId!, size: plan.size, multipart: plan.isMultipart))
-                if let metadata, !metadata.isEmpty {
-                    _ = try? controlPlane.updateNode(id: e.existingNodeId!, parentId: nil, name: nil, metadata: metadata)
+                    // Created elsewhere since we looked: our content becomes its new version (last close wins).
+                    logger.info("name taken at upload; uploading as a new version", metadata: ["name": "\(target.name)"])
+                    grant = try controlPlane.initUpload(UploadRequest(nodeId: e.existingNodeId!, size: plan.size, multipart: plan.isMultipart))
+                    if let metadata, !metadata.isEmpty {
+                        _ = try? controlPlane.updateNode(id: e.existingNodeId!, parentId: nil, name: nil, metadata: metadata)
+                    }
+                    assigned = e.existingNodeId!
                 }
-                assigned = e.existingNodeId!
             }
+        } catch let e as RosetError where e.kind == .notFound {
+            delegate?.uploadTargetMissing(entry, generation: generation)
+            throw e
         }
         let progress = UploadProgress(token: grant.uploadToken, expiresAt: grant.expiresAt.timeIntervalSince1970,
                                       multipart: plan.isMultipart, partSize: plan.partSize, parts: [])
         entry.cond.lock()
         let current = entry.generation == generation && entry.phase == .uploading && !isStopped
         var oldKey: String?
+        var move: (parentId: String?, name: String?)?
+        var metadataPatch: [String: JSONValue]?
         if current {
             if let assigned, entry.record.target.nodeId == nil {
                 oldKey = entry.key
                 entry.record.target.nodeId = assigned
-                entry.record.target.createdByUpload = target.nodeId == nil && assigned == grant.nodeId
+                entry.record.target.createdByUpload = created != nil
+                // Renamed or given metadata while the init was in flight: bring the node up to date.
+                let now = entry.record.target
+                if now.parentId != target.parentId || now.name != target.name {
+                    move = (now.parentId != target.parentId ? now.parentId : nil, now.name != target.name ? now.name : nil)
+                }
+                let sent = metadata ?? [:]
+                let current = entry.record.metadata ?? [:]
+                if sent != current {
+                    var patch: [String: JSONValue] = [:]
+                    for (k, v) in current where sent[k] != v { patch[k] = v }
+                    for k in sent.keys where current[k] == nil { patch[k] = .null }
+                    metadataPatch = patch
+                }
             }
             entry.record.upload = progress
             try? entry.persist(spool, state: .uploading, durable: true, now: tuning.now())
         }
+        let keepCreated = entry.record.target.nodeId == created
+        if let oldKey { delegate?.uploadAssignedNode(entry, oldKey: oldKey, newKey: entry.key) }
         entry.cond.unlock()
-        if let oldKey { delegate?.uploadAssignedNode(entry, oldKey: oldKey) }
+        if let assigned, move != nil || metadataPatch != nil {
+            _ = try? controlPlane.updateNode(id: assigned, parentId: move?.parentId, name: move?.name, metadata: metadataPatch)
+        }
         guard current else {
+            // Cancelled (unlink) or stopped while the init was in flight: undo what it made.
             try? controlPlane.abortUpload(token: grant.uploadToken)
+            if !keepCreated, let created {
+                logger.debug("init raced a cancel or retarget; removing the node it created", metadata: ["node": "\(created)", "name": "\(target.name)"])
+                try? controlPlane.deleteNode(id: created)
+            }
             throw Abandoned()
         }
         return (grant, progress)

@@ -274,8 +274,9 @@ final class FakeCloud: ControlPlane, ObjectStore, @unchecked Sendable {
         }
     }
 
-    private func finish(token: String, bytes: [UInt8]) -> Node {
+    private func finish(token: String, bytes: [UInt8]) throws -> Node {
         let u = uploads[token]!
+        guard nodes[u.nodeId] != nil else { throw notFound("complete: node deleted") }
         commitContent(u.nodeId, bytes)
         let node = nodes[u.nodeId]!
         uploads[token]?.completed = node
@@ -294,7 +295,7 @@ final class FakeCloud: ControlPlane, ObjectStore, @unchecked Sendable {
                 }
                 bytes += stored.bytes
             }
-            return finish(token: token, bytes: bytes)
+            return try finish(token: token, bytes: bytes)
         }
     }
 
@@ -304,7 +305,7 @@ final class FakeCloud: ControlPlane, ObjectStore, @unchecked Sendable {
             guard let u = uploads[token], !u.aborted else { throw notFound("commit") }
             if let done = u.completed { return done }
             guard let part = u.parts[0] else { throw FakeCloud.error(.badRequest, status: 400) }
-            return finish(token: token, bytes: part.bytes)
+            return try finish(token: token, bytes: part.bytes)
         }
     }
 

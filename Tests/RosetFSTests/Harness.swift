@@ -37,12 +37,13 @@ final class Harness: @unchecked Sendable {
         tuning.attemptsBeforeReporting = 3
         cloud.now = { clock.now }
         configure(&config, &tuning)
+        trace("start")
         if start { fs = try makeFileSystem() }
     }
 
     func makeFileSystem() throws -> RosetFileSystem {
         var logger = Logger(label: "rosetfs-test")
-        logger.logLevel = .critical
+        logger.logLevel = ProcessInfo.processInfo.environment["ROSET_TEST_LOG"] != nil ? .debug : .critical
         let made = try RosetFileSystem(configuration: config, controlPlane: cloud, store: cloud, logger: logger, tuning: tuning)
         if fs == nil { fs = made } else { extra.append(made) }
         return made
@@ -56,7 +57,16 @@ final class Harness: @unchecked Sendable {
         fs = try makeFileSystem()
     }
 
+    let testName = Test.current?.name ?? "?"
+    func trace(_ what: String) {
+        guard let path = ProcessInfo.processInfo.environment["ROSET_TEST_TRACE"] else { return }
+        let line = "\(what) \(testName)\n"
+        if let h = FileHandle(forWritingAtPath: path) { h.seekToEndOfFile(); h.write(line.data(using: .utf8)!); h.closeFile() }
+        else { FileManager.default.createFile(atPath: path, contents: line.data(using: .utf8)) }
+    }
+
     deinit {
+        trace("end")
         fs?.shutdown(grace: 0)
         for f in extra { f.shutdown(grace: 0) }
         try? FileManager.default.removeItem(atPath: base)

@@ -228,11 +228,13 @@ import RosetClient
         let h = try Harness()
         let target = h.cloud.addFile("model.pt", content: bytes("version 1"))
         _ = try h.fs.lookup(parent: rootInode, name: "model.pt")
+        h.cloud.block("initUpload")     // the rename comes before the upload finished, as after a save
         try h.writeFile("model.pt.tmp", bytes("version 2"))
         try h.fs.rename(parent: rootInode, name: "model.pt.tmp", newParent: rootInode, newName: "model.pt", flags: 0)
         let seen = try h.fs.lookup(parent: rootInode, name: "model.pt")
         #expect(try h.readAll(seen.attributes.inode) == bytes("version 2"))
         #expect(try h.names() == [".", "..", "model.pt"])
+        h.cloud.unblock("initUpload")
         #expect(h.drain())
         #expect(h.cloud.child("model.pt")?.id == target.id)            // same node, new version
         #expect(h.cloud.content(of: target.id) == bytes("version 2"))
@@ -315,5 +317,57 @@ import RosetClient
         _ = try h.fs.mkdir(parent: rootInode, name: "dir", mode: 0o755, context: h.ctx)
         h.cloud.unblock("download")
         done.wait()
+    }
+}
+
+@Suite struct AccessAndIdentityTests {
+    @Test func accessFollowsTheModeBits() throws {
+        let h = try Harness { c, _ in c.uid = 1000; c.gid = 1000 }
+        h.cloud.addFile("private", metadata: ["posix.mode": .number(0o600)])
+        h.cloud.addFile("script", metadata: ["posix.mode": .number(0o755)])
+        let p = try h.fs.lookup(parent: rootInode, name: "private").attributes.inode
+        let s = try h.fs.lookup(parent: rootInode, name: "script").attributes.inode
+        let owner = RequestContext(uid: 1000, gid: 1000, pid: 1)
+        let other = RequestContext(uid: 2000, gid: 2000, pid: 1)
+        #expect(h.errno { try h.fs.access(inode: p, mask: R_OK | W_OK, context: owner) } == nil)
+        #expect(h.errno { try h.fs.access(inode: p, mask: R_OK, context: other) } == EACCES)
+        #expect(h.errno { try h.fs.access(inode: p, mask: X_OK, context: owner) } == EACCES)
+        #expect(h.errno { try h.fs.access(inode: s, mask: R_OK | X_OK, context: other) } == nil)
+        #expect(h.errno { try h.fs.access(inode: s, mask: W_OK, context: other) } == EACCES)
+        #expect(h.errno { try h.fs.access(inode: p, mask: R_OK | W_OK, context: RequestContext(uid: 0, gid: 0, pid: 1)) } == nil)
+    }
+
+    @Test func aPendingFileKeepsItsInodeThroughItsUploadAndIsFoundByName() throws {
+        let h = try Harness()
+        h.cloud.block("initUpload")
+        let inode = try h.writeFile("p", bytes("abc"))
+        let again = try h.fs.lookup(parent: rootInode, name: "p")
+        #expect(again.attributes.inode == inode && again.attributes.size == 3)
+        h.cloud.unblock("initUpload")
+        #expect(h.drain())
+        #expect(try h.fs.getattr(inode: inode, handle: nil).attributes.size == 3)
+        #expect(try h.fs.lookup(parent: rootInode, name: "p").attributes.inode == inode)
+        #expect(h.fs.inodes.key(of: inode) == h.cloud.child("p")!.id)
+        // After the kernel forgot it, the pending file is found again by name.
+        h.cloud.block("initUpload")
+        let q = try h.writeFile("q", bytes("zz"))
+        h.fs.forget(inode: q, lookups: h.fs.inodes.lookups(of: q))
+        #expect(try h.fs.lookup(parent: rootInode, name: "q").attributes.size == 2)
+        h.cloud.unblock("initUpload")
+        #expect(h.drain())
+    }
+
+    @Test func manyCreatesStayLocalUntilTheUploaderSendsThem() throws {
+        let h = try Harness()
+        _ = try h.names()
+        h.cloud.block("initUpload")
+        for i in 0..<200 { try h.writeFile("f\(i)", pattern(4096, seed: UInt8(i % 200))) }
+        #expect(h.cloud.count("resolve") == 0)          // the cached listing answered every lookup
+        #expect(h.cloud.count("initUpload") <= h.fs.config.uploadConcurrency)   // only the workers' blocked calls
+        #expect(try h.names().count == 202)
+        h.cloud.unblock("initUpload")
+        #expect(h.drain(timeout: 60))
+        #expect(h.cloud.children().count == 200)
+        #expect(h.cloud.content(of: h.cloud.child("f7")!.id) == pattern(4096, seed: 7))
     }
 }
