@@ -1,1 +1,115 @@
-print("mount.roset: not yet implemented")
+// mount.roset (also answering as mount.fuse.roset, roset and roset-fuse): MountHelper parses
+// the command line and daemonizes, RosetFUSE serves the mount, RosetFS is the filesystem.
+// Order inside the mounting process: signals are already blocked (MountProgram), the signal
+// thread starts, the filesystem is built (authenticate, resolve the root, recover the spool),
+// the kernel mount is made, and only then is success reported to mount(8).
+import Foundation
+import Logging
+import MountHelper
+import RosetClient
+import RosetFS
+import RosetFUSE
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Builds the filesystem for `config`: authenticates, resolves the root and recovers the spool
+/// (all inside RosetFileSystem.init), so that a wrong key or an unreachable control plane fails
+/// the mount with a message instead of mounting a broken tree. Runs in the daemon, after the
+/// forks: libcurl's and the uploader's threads start here, never earlier.
+func makeFileSystem(_ config: MountConfiguration) throws -> FileSystemOperations {
+    let client = RosetAPIClient(configuration: ClientConfiguration(
+        apiURL: config.apiURL.absoluteString, apiKey: config.apiKey.value, mountId: config.mountId,
+        connectTimeout: config.connectTimeout, requestTimeout: config.requestTimeout,
+        logger: Logger(label: "roset.client")))
+    var fs = FileSystemConfiguration(apiURL: client.configuration.apiURL, mountId: config.mountId ?? "default",
+                                     spoolDirectory: config.spoolDirectory)
+    fs.cacheTTL = config.cacheTTL
+    fs.cacheSizeMB = config.cacheSizeMB
+    fs.readOnly = config.readOnly
+    fs.uid = config.uid
+    fs.gid = config.gid
+    fs.umask = config.umask
+    fs.fileMode = config.fileMode
+    fs.dirMode = config.dirMode
+    fs.spoolMaxMB = config.spoolMaxMB
+    fs.uploadConcurrency = config.uploadConcurrency
+    fs.partSizeMB = config.partSizeMB
+    fs.closeWait = config.closeWait
+    fs.shutdownGrace = config.shutdownGrace
+    do {
+        return try RosetFileSystem(configuration: fs, controlPlane: client, store: client,
+                                   logger: Logger(label: "roset.fs"))
+    } catch let error as RosetError {
+        throw MountHelperError(startupMessage(for: error, config: config), exitStatus: MountHelperError.mountFailureStatus)
+    }
+}
+
+/// What mount(8) prints when the control plane refuses the mount.
+func startupMessage(for error: RosetError, config: MountConfiguration) -> String {
+    let url = config.apiURL.absoluteString
+    switch error.kind {
+    case .unauthorized:
+        return "the control plane at \(url) refused the API key (HTTP 401): check the key file or ROSET_API_KEY"
+    case .forbidden:
+        return "the API key is not allowed to use mount \(config.mountId ?? "default") at \(url) (HTTP 403)"
+    case .notFound:
+        return "mount \(config.mountId ?? "default") does not exist at \(url) (\(error.code ?? "HTTP 404"))"
+    case .network:
+        return "cannot reach the control plane at \(url): \(error.message)"
+    default:
+        return "the control plane at \(url) failed while mounting: \(error)"
+    }
+}
+
+func fuseOptions(_ config: MountConfiguration) -> FUSEMountOptions {
+    FUSEMountOptions(
+        fsName: config.fsName, subtype: "roset", readOnly: config.readOnly, allowOther: config.allowOther,
+        allowRoot: config.allowRoot, defaultPermissions: config.defaultPermissions,
+        kernelFlags: Set(config.vfsFlags.compactMap { FUSEMountOptions.KernelFlag(rawValue: $0.rawValue) }),
+        maxRead: config.maxRead, blockSize: config.blockSize, maxThreads: config.maxThreads)
+}
+
+func serve(_ config: MountConfiguration, _ reporter: ReadinessReporter) -> Int32 {
+    let logger = Logger(label: "roset.mount")
+    for warning in config.warnings { logger.warning("\(warning)") }
+    // Until the session exists a signal just ends the process: nothing is mounted yet and the
+    // spool holds only sealed entries.
+    let signals = SignalWatcher { signal, _ in _exit(128 + signal) }
+    signals.start()
+
+    let fs: FileSystemOperations
+    do {
+        fs = try makeFileSystem(config)
+    } catch {
+        let status = (error as? MountHelperError)?.exitStatus ?? MountHelperError.mountFailureStatus
+        logger.error("\(error)")
+        reporter.failed("\(error)", exitStatus: status)
+        return status
+    }
+    let session = FUSESession(fileSystem: fs, mountpoint: config.mountpoint, options: fuseOptions(config),
+                              shutdownGrace: config.shutdownGrace, logger: Logger(label: "roset.fuse"))
+    signals.setHandler { signal, count in
+        if count == 1 {
+            logger.notice("signal \(signal): stopping (up to \(config.shutdownGrace) s for uploads); send it again to exit at once")
+            session.stop(grace: config.shutdownGrace)
+        } else {
+            logger.warning("signal \(signal) again: exiting now; sealed files stay in the spool \(config.spoolDirectory)")
+            session.exitImmediately(status: 128 + signal)
+        }
+    }
+    do {
+        try session.mount()
+    } catch {
+        logger.error("\(error)")
+        fs.shutdown(grace: 0)
+        reporter.failed("\(error)", exitStatus: MountHelperError.mountFailureStatus)
+        return MountHelperError.mountFailureStatus
+    }
+    logger.notice("mounted \(config.fsName) on \(config.mountpoint)")
+    reporter.ready()
+    let result = session.run()
+    return result == 0 ? 0 : 1
+}
+
+MountProgram.run(work: serve)

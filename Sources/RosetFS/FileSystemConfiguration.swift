@@ -1,0 +1,60 @@
+// What a mount of RosetFS is configured with. Invariant: every value has a default that gives a
+// working read-write mount; the mount helper fills these from options > environment > defaults.
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct FileSystemConfiguration: Sendable {
+    /// Identity of the spool folder, together with `mountId`.
+    public var apiURL: String
+    public var mountId: String
+    /// Kernel entry/attribute timeouts and the daemon's metadata cache lifetime (seconds).
+    public var cacheTTL: Double = 300
+    /// Bound of the read block cache.
+    public var cacheSizeMB: Int = 256
+    public var readOnly = false
+    public var uid: UInt32
+    public var gid: UInt32
+    public var umask: UInt32 = 0o022
+    /// Permission bits of files that carry no `posix.mode`; default 0o666 & ~umask.
+    public var fileMode: UInt32? = nil
+    /// Permission bits of folders that carry no `posix.mode`; default 0o777 & ~umask.
+    public var dirMode: UInt32? = nil
+    /// Base folder; the per-(apiURL, mountId) spool folder is derived inside it.
+    public var spoolDirectory: String
+    public var spoolMaxMB: Int = 4096
+    /// Parts (and files) in flight at once.
+    public var uploadConcurrency: Int = 4
+    /// Grows so that no file needs more than 10,000 parts.
+    public var partSizeMB: Int = 16
+    /// close(2) waits for the upload too.
+    public var closeWait = false
+    /// Seconds pending uploads get at unmount.
+    public var shutdownGrace: Double = 30
+
+    public init(apiURL: String, mountId: String, spoolDirectory: String) {
+        self.apiURL = apiURL
+        self.mountId = mountId
+        self.spoolDirectory = spoolDirectory
+        self.uid = getuid()
+        self.gid = getgid()
+    }
+
+    var effectiveFileMode: UInt32 { (fileMode ?? (0o666 & ~umask)) & 0o7777 }
+    var effectiveDirMode: UInt32 { (dirMode ?? (0o777 & ~umask)) & 0o7777 }
+}
+
+/// Knobs that tests turn (tiny parts, fast retries, a fake clock); production uses the defaults.
+struct FileSystemTuning: Sendable {
+    var now: @Sendable () -> Date = { Date() }
+    /// Overrides `partSizeMB` (bytes) so tests can exercise multipart with small files.
+    var partSizeBytes: Int64? = nil
+    var retryBaseDelay: Double = 0.5
+    var retryMaxDelay: Double = 60
+    /// Consecutive failed attempts after which fsync/close-wait waiters get EIO (the uploader
+    /// keeps retrying in the background).
+    var attemptsBeforeReporting = 5
+    /// Chunk size of downloads that bring existing content into the spool.
+    var materializeChunk = 4 << 20
+}

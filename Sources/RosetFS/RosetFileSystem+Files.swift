@@ -1,0 +1,466 @@
+// File content: open, create, read, write, flush, release, fsync, truncate. Invariants: every
+// written byte goes to the entry's spool data file (never only memory); create, write and close
+// make no network call (an existing file's content is downloaded once, before the first write
+// that needs it); close seals (data fsynced, then a durable journal record) and the uploader
+// takes it from there; fsync returns once the upload is confirmed.
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import RosetClient
+
+extension RosetFileSystem {
+    // MARK: entries
+
+    /// Creates a spool entry (data file + `open` record) and indexes it.
+    func newEntry(target: SpoolTarget, metadata: [String: JSONValue]?, materialized: Bool, baseSize: Int64 = 0) throws -> SpoolEntry {
+        let id = UUID().uuidString.lowercased()
+        let data = try SpoolDataFile(path: spool.dataPath(id), create: true)
+        let t = now
+        let record = JournalRecord(entryId: id, sequence: 0, state: .open, target: target, size: materialized ? 0 : baseSize,
+                                   sha256: nil, metadata: metadata, upload: nil, createdAt: t.timeIntervalSince1970,
+                                   updatedAt: t.timeIntervalSince1970, modifiedAt: t.timeIntervalSince1970)
+        let entry = SpoolEntry(id: id, record: record, data: data, phase: .writing, materialized: materialized, modifiedAt: t)
+        do {
+            try spool.write(record, durable: false)
+        } catch {
+            spool.remove(entryId: id)
+            throw error
+        }
+        let winner = register(entry)
+        if winner !== entry {
+            spool.remove(entryId: id)
+            return winner
+        }
+        return entry
+    }
+
+    /// Seals an entry in `.writing` (caller holds its cond): data fsynced, then a durable record.
+    func seal(_ e: SpoolEntry) throws {
+        guard e.phase == .writing else { return }
+        try e.data.sync()
+        let digest: String
+        if let h = e.hasher, h.count == e.record.size { digest = h.hexDigest() } else { digest = try e.data.digest() }
+        e.record.sha256 = digest
+        try e.persist(spool, state: .sealed, durable: true, now: now)
+        e.phase = .queued
+        e.failedAttempts = 0
+        e.reportedFailure = nil
+        budget.drainStarted()
+        uploader.enqueue(e)
+    }
+
+    /// Puts a sealed (or uploading) entry back into `.writing` (caller holds cond, not busy).
+    func reopen(_ e: SpoolEntry) {
+        guard e.phase == .queued || e.phase == .uploading else { return }
+        let token = e.record.upload?.token
+        e.generation += 1
+        e.phase = .writing
+        e.record.upload = nil
+        e.record.sha256 = nil
+        try? e.persist(spool, state: .open, durable: false, now: now)
+        budget.drainEnded()
+        if let token {
+            let cp = controlPlane
+            DispatchQueue.global().async { try? cp.abortUpload(token: token) }
+        }
+    }
+
+    /// The entry that writes to the file behind `key` go to, with one more writer attached.
+    func attachWriter(key: String, truncate: Bool) throws -> SpoolEntry {
+        while true {
+            if let e = pending(key: key) {
+                e.cond.lock()
+                e.waitWhileBusy()
+                if !e.isLive { e.cond.unlock(); continue }
+                reopen(e)
+                e.writers += 1
+                if truncate {
+                    do { try truncateLocked(e, to: 0) } catch { e.writers -= 1; e.cond.unlock(); throw error }
+                }
+                e.cond.unlock()
+                return e
+            }
+            if InodeTable.isSpoolKey(key) { throw FSError(ENOENT) }
+            let node = try currentNode(key)
+            if node.type == .folder { throw FSError(EISDIR) }
+            let target = SpoolTarget(parentId: node.parentId ?? rootId, name: node.name, nodeId: node.id, createdByUpload: false,
+                                     baseEtag: node.etag, baseVersionId: node.versionId, baseSize: node.size)
+            let e = try newEntry(target: target, metadata: nil, materialized: truncate || node.size == 0, baseSize: node.size)
+            e.cond.lock()
+            if !e.isLive || e.phase != .writing && e.phase != .queued { e.cond.unlock(); continue }
+            reopen(e)
+            e.writers += 1
+            if truncate && e.record.size != 0 { try? truncateLocked(e, to: 0) }
+            e.cond.unlock()
+            return e
+        }
+    }
+
+    /// Detaches a writer; the last one seals (or discards an unlinked or unchanged entry).
+    func detachWriter(_ e: SpoolEntry) throws {
+        e.cond.lock()
+        e.writers = max(0, e.writers - 1)
+        guard e.writers == 0 else { e.cond.unlock(); return }
+        if e.phase == .cancelled && e.unlinked {
+            let size = e.record.size
+            e.cond.unlock()
+            spool.remove(entryId: e.id)
+            budget.release(size)
+            return
+        }
+        if e.phase == .writing && !e.materialized {
+            // Opened for writing but never changed: nothing to upload.
+            e.cond.unlock()
+            cancel(e, reason: "unchanged")
+            return
+        }
+        defer { e.cond.unlock() }
+        try seal(e)
+    }
+
+    /// Brings an existing file's content into the data file (caller holds cond; it is released
+    /// during the download, with `materializing` keeping others out).
+    func materializeLocked(_ e: SpoolEntry) throws {
+        guard !e.materialized else { return }
+        guard let nodeId = e.record.target.nodeId else { e.materialized = true; return }
+        e.materializing = true
+        let data = e.data
+        e.cond.unlock()
+        var hasher = SHA256Hasher()
+        var total: Int64 = 0
+        var failure: Error?
+        do {
+            let reader = try remote("download for write") {
+                try SignedURLReader(nodeId: nodeId, controlPlane: controlPlane, store: store)
+            }
+            budget.reserve(reader.size)
+            var buffer = [UInt8](repeating: 0, count: tuning.materializeChunk)
+            while total < reader.size {
+                let n = try remote("download for write") {
+                    try buffer.withUnsafeMutableBytes { try reader.read(offset: total, into: $0) }
+                }
+                if n <= 0 { break }
+                try buffer.withUnsafeBytes { try data.pwrite(UnsafeRawBufferPointer(rebasing: $0[0..<n]), offset: total) }
+                buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                total += Int64(n)
+            }
+            budget.adjust(total - reader.size)
+        } catch {
+            failure = error
+        }
+        e.cond.lock()
+        e.materializing = false
+        e.cond.broadcast()
+        if let failure { throw failure }
+        e.materialized = true
+        e.record.size = total
+        e.hasher = hasher
+    }
+
+    func truncateLocked(_ e: SpoolEntry, to size: Int64) throws {
+        if size == 0 && !e.materialized {
+            e.materialized = true
+        } else {
+            try materializeLocked(e)
+        }
+        let old = e.record.size
+        try e.data.truncate(to: size)
+        budget.adjust(size - old)
+        e.record.size = size
+        if size == 0 { e.hasher = SHA256Hasher() } else if let h = e.hasher, h.count > size || size > old { e.hasher = nil }
+        markWritten(e)
+    }
+
+    func markWritten(_ e: SpoolEntry) {
+        e.modifiedAt = now
+        e.writeCount += 1
+        e.explicitMtime = nil
+        e.record.metadata?[PosixMetadata.mtime] = nil
+        if e.record.target.nodeId != nil { e.dropRemoteMtime = true }
+    }
+
+    // MARK: open
+
+    func openSignature(key: String) throws -> String {
+        if let e = pending(key: key) {
+            return e.cond.withLock { "spool:\(e.id):\(e.writeCount):\(e.record.size)" }
+        }
+        let n = try currentNode(key)
+        return "\(n.id):\(n.etag ?? ""):\(n.versionId ?? ""):\(n.size):\(n.updatedAt.timeIntervalSince1970)"
+    }
+
+    func keepCache(inode: InodeNumber, signature: String) -> Bool {
+        stateLock.withLock {
+            let same = openSignatures[inode] == signature
+            openSignatures[inode] = signature
+            return same
+        }
+    }
+
+    func addHandle(_ file: OpenFile) -> FileHandleID {
+        stateLock.withLock {
+            let id = nextHandle
+            nextHandle += 1
+            handles[id] = file
+            return id
+        }
+    }
+
+    func openFile(_ id: FileHandleID) throws -> OpenFile {
+        guard let h = stateLock.withLock({ handles[id] }) else { throw FSError(EBADF) }
+        return h
+    }
+
+    public func open(inode: InodeNumber, flags: Int32, context: RequestContext) throws -> OpenReply {
+        let key = try key(of: inode)
+        let accessMode = flags & O_ACCMODE
+        let writable = accessMode == O_WRONLY || accessMode == O_RDWR
+        if writable || flags & O_TRUNC != 0 { try checkWritable() }
+        if pending(key: key) == nil, !InodeTable.isSpoolKey(key) {
+            let node = try currentNode(key)
+            if node.type == .folder { throw FSError(EISDIR) }
+        }
+        var entry: SpoolEntry?
+        if writable {
+            entry = try attachWriter(key: key, truncate: flags & O_TRUNC != 0)
+        }
+        let file = OpenFile(inode: inode, writable: writable, entry: entry)
+        if !writable, pending(key: key) == nil {
+            do { try prepareReader(file, key: key) } catch { throw error }
+        }
+        let signature = try openSignature(key: key)
+        return OpenReply(handle: addHandle(file), keepCache: keepCache(inode: inode, signature: signature))
+    }
+
+    /// A reader over the node's current content (signed URL fetched now, cached per handle).
+    func prepareReader(_ file: OpenFile, key: String) throws {
+        let node = try currentNode(key)
+        let objectKey = "\(node.id):\(node.etag ?? node.versionId ?? String(node.updatedAt.timeIntervalSince1970)):\(node.size)"
+        if file.lock.withLock({ file.readerKey == objectKey && file.reader != nil }) { return }
+        let source = try remote("open") { try SignedURLReader(nodeId: node.id, controlPlane: controlPlane, store: store) }
+        let reader = ObjectReader(objectKey: objectKey, size: source.size, source: source, cache: blockCache)
+        file.lock.withLock {
+            file.reader?.close()
+            file.reader = reader
+            file.readerKey = objectKey
+        }
+    }
+
+    public func create(parent: InodeNumber, name: String, mode: UInt32, flags: Int32,
+                       context: RequestContext) throws -> (EntryReply, OpenReply) {
+        try checkWritable()
+        try Self.checkName(name)
+        let parentId = try folderId(parent)
+        if let existing = try findChild(parentId, name) {
+            if flags & O_EXCL != 0 { throw FSError(EEXIST) }
+            if existing.isFolder { throw FSError(EISDIR) }
+            let entry = entryReply(existing)
+            do {
+                let inode = entry.attributes.inode
+                let open = try self.open(inode: inode, flags: flags, context: context)
+                let attrs = try attributes(forKey: try key(of: inode), inode: inode)
+                return (EntryReply(attributes: attrs, entryTimeout: config.cacheTTL, attributeTimeout: config.cacheTTL), open)
+            } catch {
+                inodes.forget(entry.attributes.inode, lookups: 1)
+                throw error
+            }
+        }
+        let metadata = ownershipMetadata(mode: mode, context: context)
+        let e = try newEntry(target: SpoolTarget(parentId: parentId, name: name), metadata: metadata, materialized: true)
+        e.cond.withLock { e.writers += 1 }
+        cache.clearAbsent(parentId, name: name)
+        let entry = entryReply(.pending(e))
+        let file = OpenFile(inode: entry.attributes.inode, writable: true, entry: e)
+        let id = addHandle(file)
+        let signature = (try? openSignature(key: e.key)) ?? ""
+        return (entry, OpenReply(handle: id, keepCache: keepCache(inode: entry.attributes.inode, signature: signature)))
+    }
+
+    // MARK: read / write
+
+    public func read(inode: InodeNumber, handle: FileHandleID, offset: Int64, size: Int) throws -> [UInt8] {
+        let file = try openFile(handle)
+        let key = try key(of: inode)
+        if let e = file.entry ?? pending(key: key) {
+            e.cond.lock()
+            e.waitWhileBusy()
+            let readable = e.materialized && (e.isLive || e.unlinked)
+            let length = e.record.size
+            let data = e.data
+            e.cond.unlock()
+            if readable {
+                guard offset < length, size > 0 else { return [] }
+                return try data.pread(offset: offset, count: Int(min(Int64(size), length - offset)))
+            }
+        }
+        if InodeTable.isSpoolKey(key) { return [] }
+        try prepareReader(file, key: key)
+        guard let reader = file.lock.withLock({ file.reader }) else { throw FSError(EIO) }
+        return try remote("read") { try reader.read(offset: offset, length: size) }
+    }
+
+    public func write(inode: InodeNumber, handle: FileHandleID, offset: Int64, data: UnsafeRawBufferPointer) throws -> Int {
+        let file = try openFile(handle)
+        guard file.writable, let e = file.entry else { throw FSError(EBADF) }
+        if config.readOnly { throw FSError(EROFS) }
+        guard offset >= 0 else { throw FSError(EINVAL) }
+        e.cond.lock()
+        e.waitWhileBusy()
+        if e.phase == .done {
+            // Sealed by a flush and already uploaded while this handle stayed open: continue in a new entry.
+            e.cond.unlock()
+            let key = try key(of: inode)
+            let fresh = try attachWriter(key: key, truncate: false)
+            file.entry = fresh
+            try? detachWriter(e)
+            return try write(inode: inode, handle: handle, offset: offset, data: data)
+        }
+        if stateLock.withLock({ shuttingDown }) && e.phase != .writing { e.cond.unlock(); throw FSError(EROFS) }
+        reopen(e)
+        do { try materializeLocked(e) } catch { e.cond.unlock(); throw error }
+        let end = offset + Int64(data.count)
+        let growth = max(0, end - e.record.size)
+        let dataFile = e.data
+        e.cond.unlock()
+
+        budget.reserve(growth)
+        do {
+            try dataFile.pwrite(data, offset: offset)
+        } catch {
+            budget.release(growth)
+            throw error
+        }
+
+        e.cond.lock()
+        let old = e.record.size
+        let newSize = max(old, end)
+        e.record.size = newSize
+        budget.adjust((newSize - old) - growth)
+        if var h = e.hasher {
+            if offset == h.count { h.update(data); e.hasher = h } else { e.hasher = nil }
+        }
+        markWritten(e)
+        e.cond.unlock()
+        return data.count
+    }
+
+    // MARK: close / fsync
+
+    public func flush(inode: InodeNumber, handle: FileHandleID) throws {
+        let file = try openFile(handle)
+        guard file.writable, let e = file.entry else { return }
+        e.cond.lock()
+        e.waitWhileBusy()
+        var generation = e.generation
+        if e.phase == .writing && e.writers == 1 && !e.unlinked && e.materialized {
+            do { try seal(e) } catch { e.cond.unlock(); throw error }
+            generation = e.generation
+        }
+        e.cond.unlock()
+        if config.closeWait { try waitForUpload(e, generation: generation) }
+    }
+
+    public func release(inode: InodeNumber, handle: FileHandleID) throws {
+        guard let file = stateLock.withLock({ handles.removeValue(forKey: handle) }) else { throw FSError(EBADF) }
+        file.lock.withLock { file.reader?.close(); file.reader = nil }
+        if file.writable, let e = file.entry { try detachWriter(e) }
+    }
+
+    public func fsync(inode: InodeNumber, handle: FileHandleID, dataOnly: Bool) throws {
+        let key = try key(of: inode)
+        let file = try? self.openFile(handle)
+        guard let e = file?.entry ?? pending(key: key) else { return }
+        e.cond.lock()
+        e.waitWhileBusy()
+        if e.phase == .writing && e.materialized && !e.unlinked {
+            do { try seal(e) } catch { e.cond.unlock(); throw error }
+        }
+        let generation = e.generation
+        e.cond.unlock()
+        try waitForUpload(e, generation: generation)
+    }
+
+    /// Blocks until `generation` (or a newer one) of the entry is confirmed; EIO once the upload
+    /// failed `attemptsBeforeReporting` times in a row (it keeps being retried in the background).
+    func waitForUpload(_ e: SpoolEntry, generation: Int) throws {
+        e.cond.lock()
+        defer { e.cond.unlock() }
+        while true {
+            if e.completedGeneration >= generation || e.phase == .cancelled { return }
+            if e.phase == .done { return }
+            if e.reportedFailure != nil && e.generation == generation {
+                throw FSError(EIO)
+            }
+            if e.phase == .writing && e.generation != generation && e.writers > 0 {
+                // Reopened by another writer: what we waited for is superseded by content not yet closed.
+                return
+            }
+            e.cond.wait()
+        }
+    }
+
+    // MARK: setattr
+
+    public func setattr(inode: InodeNumber, changes: AttributeChanges, handle: FileHandleID?,
+                        context: RequestContext) throws -> AttributeReply {
+        try checkWritable()
+        let key = try key(of: inode)
+        if let size = changes.size {
+            guard size >= 0 else { throw FSError(EINVAL) }
+            if pending(key: key) == nil {
+                if InodeTable.isSpoolKey(key) { throw FSError(ENOENT) }
+                if try currentNode(key).type == .folder { throw FSError(EISDIR) }
+            }
+            let e = try attachWriter(key: key, truncate: size == 0)
+            e.cond.lock()
+            var failure: Error?
+            do { try truncateLocked(e, to: size) } catch { failure = error }
+            e.cond.unlock()
+            try detachWriter(e)
+            if let failure { throw failure }
+        }
+        var patch: [String: JSONValue] = [:]
+        if let mode = changes.mode { patch[PosixMetadata.mode] = .number(Double(mode & 0o7777)) }
+        if let uid = changes.uid { patch[PosixMetadata.uid] = .number(Double(uid)) }
+        if let gid = changes.gid { patch[PosixMetadata.gid] = .number(Double(gid)) }
+        var mtime: timespec?
+        if let t = changes.modificationTime {
+            mtime = timespecOf(t, now: now)
+            patch[PosixMetadata.mtime] = PosixMetadata.encode(mtime!)
+        }
+        if let t = changes.accessTime { patch[PosixMetadata.atime] = PosixMetadata.encode(timespecOf(t, now: now)) }
+        if !patch.isEmpty { try applyMetadata(key: key, patch: patch, explicitMtime: mtime) }
+        return try getattr(inode: inode, handle: handle)
+    }
+
+    /// Merges `patch` (`.null` deletes) into the metadata of the file behind `key`: into the
+    /// entry's record while its node does not exist yet, else on the server.
+    func applyMetadata(key: String, patch: [String: JSONValue], explicitMtime: timespec? = nil) throws {
+        if let e = pending(key: key) {
+            e.cond.lock()
+            e.waitWhileBusy()
+            if let explicitMtime { e.explicitMtime = explicitMtime; e.dropRemoteMtime = false }
+            if e.isLive && e.record.target.nodeId == nil {
+                var md = e.record.metadata ?? [:]
+                for (k, v) in patch { md[k] = v == .null ? nil : v }
+                e.record.metadata = md
+                do { try e.persist(spool, state: e.record.state, durable: e.record.state != .open, now: now) }
+                catch { e.cond.unlock(); throw error }
+                e.cond.unlock()
+                return
+            }
+            let nodeId = e.record.target.nodeId
+            e.cond.unlock()
+            if let nodeId { return try updateMetadata(nodeId: nodeId, patch: patch) }
+        }
+        if InodeTable.isSpoolKey(key) { throw FSError(ENOENT) }
+        try updateMetadata(nodeId: key, patch: patch)
+    }
+
+    func updateMetadata(nodeId: String, patch: [String: JSONValue]) throws {
+        let node = try remote("update metadata") { try controlPlane.updateNode(id: nodeId, parentId: nil, name: nil, metadata: patch) }
+        cache.store(node)
+    }
+}
+

@@ -1,0 +1,403 @@
+// Names: lookup, readdir, mkdir, rmdir, unlink, rename, symlink. Invariants: an error of the
+// control plane maps to its errno; each mutation patches the caches (and the pending index)
+// before returning; a folder's readdir cookies index a per-handle snapshot taken at offset 0, so
+// they stay valid while the folder changes.
+//
+// rename over an existing file: a pending (spooled) source is retargeted to upload as a new
+// version of the target node (UploadRequest(nodeId:)); a remote source is moved after the target
+// is deleted (the protocol has no replace-on-rename and no server-side copy; the deleted target
+// stays in the server's trash if the move then fails).
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import RosetClient
+
+extension RosetFileSystem {
+    public func lookup(parent: InodeNumber, name: String) throws -> EntryReply {
+        if name.utf8.count > 255 { throw FSError(ENAMETOOLONG) }
+        let parentId = try folderId(parent)
+        if name == "." { return entryReply(key: parentId, attributes: try attributes(forKey: parentId, inode: 0)) }
+        guard let child = try findChild(parentId, name) else { throw FSError(ENOENT) }
+        return entryReply(child)
+    }
+
+    public func forget(inode: InodeNumber, lookups: UInt64) {
+        inodes.forget(inode, lookups: lookups)
+        if inodes.key(of: inode) == nil { stateLock.withLock { openSignatures[inode] = nil } }
+    }
+
+    public func getattr(inode: InodeNumber, handle: FileHandleID?) throws -> AttributeReply {
+        let key = try key(of: inode)
+        return AttributeReply(attributes: try attributes(forKey: key, inode: inode), timeout: config.cacheTTL)
+    }
+
+    public func readlink(inode: InodeNumber) throws -> String {
+        let key = try key(of: inode)
+        var metadata: [String: JSONValue]
+        if let e = pending(key: key) {
+            metadata = e.cond.withLock { e.record.metadata ?? [:] }
+            if let id = e.cond.withLock({ e.record.target.nodeId }), let n = cache.lastKnownNode(id) {
+                metadata.merge(n.metadata) { own, _ in own }
+            }
+        } else {
+            metadata = try currentNode(key).metadata
+        }
+        guard PosixMetadata.isSymlink(metadata), let target = metadata[PosixMetadata.symlinkTarget]?.stringValue else {
+            throw FSError(EINVAL)
+        }
+        return target
+    }
+
+    // MARK: folders
+
+    func ownershipMetadata(mode: UInt32, context: RequestContext) -> [String: JSONValue] {
+        var md: [String: JSONValue] = [PosixMetadata.mode: .number(Double(mode & 0o7777))]
+        if context.uid != config.uid { md[PosixMetadata.uid] = .number(Double(context.uid)) }
+        if context.gid != config.gid { md[PosixMetadata.gid] = .number(Double(context.gid)) }
+        return md
+    }
+
+    public func mkdir(parent: InodeNumber, name: String, mode: UInt32, context: RequestContext) throws -> EntryReply {
+        try checkWritable()
+        try Self.checkName(name)
+        let parentId = try folderId(parent)
+        if try findChild(parentId, name) != nil { throw FSError(EEXIST) }
+        let node = try remote("mkdir") {
+            try controlPlane.createFolder(name: name, parentId: parentId, metadata: ownershipMetadata(mode: mode, context: context))
+        }
+        cache.store(node)
+        return entryReply(.remote(node))
+    }
+
+    /// The children of a folder as this mount sees them: the listing (cached or fetched; a
+    /// committed folder through its manifest, cached without expiry) with pending files laid over.
+    func listChildren(_ folderId: String, fresh: Bool = false) throws -> [(name: String, child: Child)] {
+        var nodes: [Node]
+        if !fresh, let listing = cache.listing(folderId) {
+            nodes = listing.compactMap { cache.lastKnownNode($0.id) }
+        } else {
+            let folder = try currentNode(folderId)
+            var fetched: [Node]?
+            if folder.isCommitted {
+                do { fetched = try controlPlane.manifest(of: folderId) }
+                catch { logger.warning("manifest of \(folderId) failed, listing children instead: \(error)") }
+            }
+            if fetched == nil { fetched = try remote("list children") { try controlPlane.children(of: folderId) } }
+            nodes = fetched!.filter { isUsable($0, in: folderId) }
+            cache.storeListing(folderId, children: nodes, permanent: folder.isCommitted)
+        }
+        var result: [(name: String, child: Child)] = []
+        var index: [String: Int] = [:]
+        for node in nodes where index[node.name] == nil {
+            index[node.name] = result.count
+            result.append((node.name, pending(key: node.id).map { .pending($0) } ?? .remote(node)))
+        }
+        for e in pendingChildren(of: folderId) {
+            let name = e.cond.withLock { e.record.target.name }
+            if let i = index[name] { result[i].child = .pending(e) }
+            else { index[name] = result.count; result.append((name, .pending(e))) }
+        }
+        return result
+    }
+
+    public func rmdir(parent: InodeNumber, name: String) throws {
+        try checkWritable()
+        if name.utf8.count > 255 { throw FSError(ENAMETOOLONG) }
+        let parentId = try folderId(parent)
+        guard let child = try findChild(parentId, name) else { throw FSError(ENOENT) }
+        guard case .remote(let node) = child, node.type == .folder else { throw FSError(ENOTDIR) }
+        if !(try listChildren(node.id, fresh: true)).isEmpty { throw FSError(ENOTEMPTY) }
+        try remote("rmdir") { try controlPlane.deleteNode(id: node.id) }
+        cache.removeChild(parentId, name: name)
+        cache.removeNode(node.id)
+    }
+
+    // MARK: files
+
+    public func unlink(parent: InodeNumber, name: String) throws {
+        try checkWritable()
+        if name.utf8.count > 255 { throw FSError(ENAMETOOLONG) }
+        let parentId = try folderId(parent)
+        guard let child = try findChild(parentId, name) else { throw FSError(ENOENT) }
+        switch child {
+        case .remote(let node):
+            if node.type == .folder { throw FSError(EISDIR) }
+            try remote("unlink") { try controlPlane.deleteNode(id: node.id) }
+            cache.removeNode(node.id)
+        case .pending(let e):
+            if let nodeId = cancel(e, reason: "unlinked") {
+                do { try remote("unlink") { try controlPlane.deleteNode(id: nodeId) } }
+                catch let err as FSError where err.errno == ENOENT {}
+                cache.removeNode(nodeId)
+            }
+        }
+        cache.removeChild(parentId, name: name)
+    }
+
+    /// Cancels a live entry (unlink, replaced by a rename). Returns the node id the entry's
+    /// file has on the server (pre-existing, or created by its init), if any.
+    @discardableResult
+    func cancel(_ e: SpoolEntry, reason: String) -> String? {
+        e.cond.lock()
+        e.waitWhileBusy()
+        let nodeId = e.record.target.nodeId
+        guard e.isLive else { e.cond.unlock(); return nodeId }
+        let token = e.record.upload?.token
+        let wasDraining = e.phase == .queued || e.phase == .uploading
+        e.generation += 1
+        e.phase = .cancelled
+        e.unlinked = true
+        let keepData = e.writers > 0
+        let size = e.record.size
+        e.cond.broadcast()
+        e.cond.unlock()
+        unregister(e)
+        if wasDraining { budget.drainEnded() }
+        if !keepData {
+            spool.remove(entryId: e.id)
+            budget.release(size)
+        }
+        logger.debug("spool entry cancelled", metadata: ["entry": "\(e.id)", "reason": "\(reason)"])
+        if let token { try? controlPlane.abortUpload(token: token) }
+        return nodeId
+    }
+
+    public func symlink(target: String, parent: InodeNumber, name: String, context: RequestContext) throws -> EntryReply {
+        try checkWritable()
+        try Self.checkName(name)
+        if target.utf8.count > 4095 || target.isEmpty { throw FSError(target.isEmpty ? ENOENT : ENAMETOOLONG) }
+        let parentId = try folderId(parent)
+        if try findChild(parentId, name) != nil { throw FSError(EEXIST) }
+        var metadata = ownershipMetadata(mode: 0o777, context: context)
+        metadata[PosixMetadata.type] = .string("symlink")
+        metadata[PosixMetadata.symlinkTarget] = .string(target)
+        let e = try newEntry(target: SpoolTarget(parentId: parentId, name: name), metadata: metadata, materialized: true)
+        e.cond.lock()
+        do { try seal(e) } catch { e.cond.unlock(); _ = cancel(e, reason: "seal failed"); throw error }
+        e.cond.unlock()
+        cache.clearAbsent(parentId, name: name)
+        return entryReply(.pending(e))
+    }
+
+    public func mknod(parent: InodeNumber, name: String, mode: UInt32, rdev: UInt64, context: RequestContext) throws -> EntryReply {
+        guard mode & UInt32(S_IFMT) == UInt32(S_IFREG) || mode & UInt32(S_IFMT) == 0 else {
+            throw FSError(config.readOnly ? EROFS : EPERM)
+        }
+        let (entry, open) = try create(parent: parent, name: name, mode: mode, flags: O_WRONLY | O_EXCL, context: context)
+        try release(inode: entry.attributes.inode, handle: open.handle)
+        return entry
+    }
+
+    // MARK: rename
+
+    public func rename(parent: InodeNumber, name: String, newParent: InodeNumber, newName: String, flags: UInt32) throws {
+        try checkWritable()
+        if flags & renameExchange != 0 || flags & ~(renameNoReplace | renameExchange) != 0 { throw FSError(EINVAL) }
+        if name.utf8.count > 255 { throw FSError(ENAMETOOLONG) }
+        try Self.checkName(newName)
+        let srcParent = try folderId(parent)
+        let dstParent = try folderId(newParent)
+        guard let src = try findChild(srcParent, name) else { throw FSError(ENOENT) }
+        if srcParent == dstParent && name == newName { return }
+        let dst = try findChild(dstParent, newName)
+        if src.isFolder {
+            try checkNotInside(folder: src.key, destination: dstParent)
+        }
+        if let dst {
+            if flags & renameNoReplace != 0 { throw FSError(EEXIST) }
+            if src.key == dst.key { return }
+            if src.isFolder && !dst.isFolder { throw FSError(ENOTDIR) }
+            if !src.isFolder && dst.isFolder { throw FSError(EISDIR) }
+            if dst.isFolder, !(try listChildren(dst.key, fresh: true)).isEmpty { throw FSError(ENOTEMPTY) }
+        }
+        if case .pending(let e) = src, let moved = try renamePending(e, from: (srcParent, name), to: (dstParent, newName), over: dst) {
+            cache.removeChild(srcParent, name: name)
+            cache.clearAbsent(dstParent, name: newName)
+            if let node = moved { cache.store(node) }
+            return
+        }
+        // A remote node (or a pending new version of one): replace the target, then move.
+        let nodeId = src.key
+        if let dst {
+            switch dst {
+            case .remote(let n):
+                try remote("rename: delete target") { try controlPlane.deleteNode(id: n.id) }
+                cache.removeNode(n.id)
+            case .pending(let d):
+                if let id = cancel(d, reason: "replaced by rename") {
+                    do { try remote("rename: delete target") { try controlPlane.deleteNode(id: id) } }
+                    catch let err as FSError where err.errno == ENOENT {}
+                    cache.removeNode(id)
+                }
+            }
+            cache.removeChild(dstParent, name: newName)
+        }
+        let node = try remote("rename") {
+            try controlPlane.updateNode(id: nodeId, parentId: srcParent == dstParent ? nil : dstParent,
+                                        name: name == newName ? nil : newName, metadata: nil)
+        }
+        if case .pending(let e) = src {
+            e.cond.lock()
+            e.record.target.parentId = dstParent
+            e.record.target.name = newName
+            try? e.persist(spool, state: e.record.state, durable: e.record.state != .open, now: now)
+            reindex(e, target: e.record.target)
+            e.cond.unlock()
+        }
+        cache.removeChild(srcParent, name: name)
+        cache.store(node)
+    }
+
+    /// EINVAL when `destination` is `folder` or inside it.
+    private func checkNotInside(folder: String, destination: String) throws {
+        var current: String? = destination
+        var steps = 0
+        while let id = current, id != rootId, steps < 4096 {
+            if id == folder { throw FSError(EINVAL) }
+            current = try (cache.lastKnownNode(id) ?? currentNode(id)).parentId
+            steps += 1
+        }
+    }
+
+    /// Renames a spooled file that is not (yet) a pre-existing node. Returns nil when the entry
+    /// turned out to be something else (completed meanwhile; the caller moves the node), else
+    /// the node the server now has for it, if any.
+    private func renamePending(_ e: SpoolEntry, from: (String, String), to: (String, String), over dst: Child?) throws -> Node?? {
+        e.cond.lock()
+        e.waitWhileBusy()
+        let ownsNode = e.record.target.nodeId == nil || e.record.target.createdByUpload
+        guard e.isLive, ownsNode else { e.cond.unlock(); return nil }
+        e.cond.unlock()
+
+        // What the entry becomes: a new version of the target file, or a new file at the new name.
+        var replacedNode: Node?
+        switch dst {
+        case .remote(let n)?: replacedNode = n
+        case .pending(let d)?:
+            let dTarget = d.cond.withLock { d.record.target }
+            _ = cancel(d, reason: "replaced by rename")
+            if let id = dTarget.nodeId {
+                replacedNode = cache.lastKnownNode(id) ?? Node(id: id, parentId: to.0, name: to.1, type: .file)
+            }
+        case nil: break
+        }
+
+        e.cond.lock()
+        e.waitWhileBusy()
+        guard e.isLive else { e.cond.unlock(); return nil }
+        let oldKey = e.key
+        var target = e.record.target
+        var toDelete: String?
+        var movedNode: Node?
+        if let replacedNode {
+            // Our own pending node (from init) gives way to the target's node.
+            if target.createdByUpload, let own = target.nodeId { toDelete = own }
+            target = SpoolTarget(parentId: to.0, name: to.1, nodeId: replacedNode.id, createdByUpload: false,
+                                 baseEtag: replacedNode.etag, baseVersionId: replacedNode.versionId, baseSize: replacedNode.size)
+        } else {
+            target.parentId = to.0
+            target.name = to.1
+        }
+        let restart = replacedNode != nil && (e.phase == .uploading || e.record.upload != nil)
+        let token = restart ? e.record.upload?.token : nil
+        if restart {
+            e.generation += 1
+            e.record.upload = nil
+            if e.phase == .uploading { e.phase = .queued }
+        }
+        let moveOwnNode = replacedNode == nil && target.createdByUpload ? target.nodeId : nil
+        e.cond.unlock()
+
+        if let moveOwnNode {
+            // Init already created the node under the old name: move it on the server.
+            movedNode = try remote("rename") {
+                try controlPlane.updateNode(id: moveOwnNode, parentId: from.0 == to.0 ? nil : to.0,
+                                            name: from.1 == to.1 ? nil : to.1, metadata: nil)
+            }
+        }
+
+        e.cond.lock()
+        e.record.target = target
+        do { try e.persist(spool, state: e.record.state, durable: e.record.state != .open, now: now) }
+        catch { logger.error("rename: journal record not written: \(error)") }
+        reindex(e, target: target)
+        let newKey = e.key
+        let requeue = restart && e.phase == .queued
+        e.cond.unlock()
+        if newKey != oldKey {
+            stateLock.withLock { pendingByKey[newKey] = e }
+            inodes.rekey(from: oldKey, to: newKey)
+        }
+        if let token { try? controlPlane.abortUpload(token: token) }
+        if let toDelete {
+            try? controlPlane.deleteNode(id: toDelete)
+            cache.removeNode(toDelete)
+        }
+        if requeue { uploader.enqueue(e) }
+        return .some(movedNode)
+    }
+
+    // MARK: readdir
+
+    public func opendir(inode: InodeNumber) throws -> OpenReply {
+        _ = try folderId(inode)
+        let handle = DirectoryHandle(inode: inode)
+        let id: FileHandleID = stateLock.withLock {
+            let id = nextHandle
+            nextHandle += 1
+            directories[id] = handle
+            return id
+        }
+        return OpenReply(handle: id, keepCache: false)
+    }
+
+    public func readdir(inode: InodeNumber, handle: FileHandleID, offset: Int64, plus: Bool,
+                        add: (DirectoryEntry) -> Bool) throws {
+        let folder = try folderId(inode)
+        guard let dir = stateLock.withLock({ directories[handle] }) else { throw FSError(EBADF) }
+        var items = dir.lock.withLock { offset == 0 ? nil : dir.items }
+        if items == nil {
+            let children = try listChildren(folder)
+            items = [DirectoryHandle.Item(name: ".", child: nil), DirectoryHandle.Item(name: "..", child: nil)]
+                + children.map { DirectoryHandle.Item(name: $0.name, child: $0.child) }
+            dir.lock.withLock { dir.items = items }
+        }
+        guard let items, offset >= 0 else { return }
+        var index = Int(offset)
+        while index < items.count {
+            let item = items[index]
+            let next = Int64(index + 1)
+            let accepted: Bool
+            if let child = item.child {
+                var attrs = attributes(of: child, inode: 0)
+                if plus {
+                    let entry = entryReply(key: child.key, attributes: attrs)
+                    accepted = add(DirectoryEntry(name: item.name, inode: entry.attributes.inode, mode: entry.attributes.mode,
+                                                  nextOffset: next, entry: entry))
+                    if !accepted { inodes.forget(entry.attributes.inode, lookups: 1) }
+                } else {
+                    attrs.inode = inodes.peek(child.key)
+                    accepted = add(DirectoryEntry(name: item.name, inode: attrs.inode, mode: attrs.mode, nextOffset: next, entry: nil))
+                }
+            } else {
+                // `.` and `..`: not counted as lookups.
+                let key = item.name == "." ? folder : ((try? currentNode(folder))?.parentId ?? folder)
+                let selfKey = folder == rootId ? folder : key
+                var attrs = (try? attributes(forKey: selfKey, inode: 0))
+                    ?? FileAttributes(inode: 0, size: 0, mode: UInt32(S_IFDIR) | config.effectiveDirMode, linkCount: 2,
+                                      uid: config.uid, gid: config.gid, accessTime: timespec(), modificationTime: timespec(),
+                                      changeTime: timespec())
+                attrs.inode = item.name == "." ? inode : (folder == rootId ? rootInode : (inodes.existingInode(for: key) ?? rootInode))
+                let entry = plus ? EntryReply(attributes: attrs, entryTimeout: 0, attributeTimeout: 0) : nil
+                accepted = add(DirectoryEntry(name: item.name, inode: attrs.inode, mode: attrs.mode, nextOffset: next, entry: entry))
+            }
+            if !accepted { return }
+            index += 1
+        }
+    }
+
+    public func releasedir(inode: InodeNumber, handle: FileHandleID) {
+        stateLock.withLock { directories[handle] = nil }
+    }
+}

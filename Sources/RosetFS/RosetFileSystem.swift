@@ -1,0 +1,370 @@
+// RosetFS's FileSystemOperations over a ControlPlane and an ObjectStore. This file holds the
+// shared state and helpers; the operations live in RosetFileSystem+*.swift.
+//
+// Invariants
+// - No lock is held across a network call. Locks: `stateLock` (pending index, handles) and the
+//   caches' and inode table's own locks are leaves; an entry's `cond` may be held while taking a
+//   leaf lock, never the other way round.
+// - A file with a live spool entry shows the entry (size, mtime, content): read your own writes.
+//   The entry is indexed by its inode key(s) and by its (parentId, name) location.
+// - Every mutation this mount makes patches the metadata cache before it returns.
+// - Access checks are left to the kernel (`default_permissions`); `access` still answers from
+//   the mode bits for callers of access(2) on mounts without it.
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import RosetClient
+
+public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
+    let config: FileSystemConfiguration
+    let controlPlane: ControlPlane
+    let store: ObjectStore
+    let logger: Logger
+    let tuning: FileSystemTuning
+    let rootId: String
+    let inodes: InodeTable
+    let cache: MetadataCache
+    let spool: Spool
+    let budget: SpoolBudget
+    let uploader: Uploader
+    let blockCache: BlockCache
+
+    let stateLock = NSLock()
+    /// Live entries by every key they answer to (spool key, node id) and by id.
+    var pendingByKey: [String: SpoolEntry] = [:]
+    var pendingById: [String: SpoolEntry] = [:]
+    var pendingByLocation: [String: SpoolEntry] = [:]
+    var handles: [FileHandleID: OpenFile] = [:]
+    var directories: [FileHandleID: DirectoryHandle] = [:]
+    var nextHandle: FileHandleID = 1
+    var openSignatures: [InodeNumber: String] = [:]
+    var shuttingDown = false
+
+    /// Resolves the root (fails on a bad key), takes the spool lock, resumes sealed spool entries.
+    public convenience init(configuration: FileSystemConfiguration, controlPlane: ControlPlane, store: ObjectStore,
+                            logger: Logger) throws {
+        try self.init(configuration: configuration, controlPlane: controlPlane, store: store, logger: logger,
+                      tuning: FileSystemTuning())
+    }
+
+    init(configuration: FileSystemConfiguration, controlPlane: ControlPlane, store: ObjectStore, logger: Logger,
+         tuning: FileSystemTuning) throws {
+        config = configuration
+        self.controlPlane = controlPlane
+        self.store = store
+        self.logger = logger
+        self.tuning = tuning
+        let root = try controlPlane.resolveRoot()
+        guard root.type == .folder else {
+            throw SpoolError(description: "the mount root \(root.id) is not a folder")
+        }
+        rootId = root.id
+        inodes = InodeTable(rootKey: root.id)
+        cache = MetadataCache(ttl: configuration.cacheTTL, now: tuning.now)
+        cache.store(root)
+        blockCache = BlockCache(capacityBytes: max(1, configuration.cacheSizeMB) << 20)
+        spool = try Spool(base: configuration.spoolDirectory, apiURL: configuration.apiURL, mountId: configuration.mountId)
+        budget = SpoolBudget(capacityBytes: Int64(max(1, configuration.spoolMaxMB)) << 20)
+        let partSize = tuning.partSizeBytes ?? (Int64(max(5, configuration.partSizeMB)) << 20)
+        uploader = Uploader(controlPlane: controlPlane, store: store, spool: spool, logger: logger, tuning: tuning,
+                            partSize: partSize, concurrency: configuration.uploadConcurrency)
+        uploader.delegate = self
+        if !configuration.readOnly {
+            recoverSpool()
+            uploader.start()
+        } else {
+            // Read-only: leave whatever is spooled for the next read-write mount.
+            spool.unlock()
+        }
+    }
+
+    var now: Date { tuning.now() }
+
+    // MARK: errors
+
+    /// Runs a control-plane call, turning its failure into the errno a filesystem gives.
+    func remote<T>(_ what: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let e as RosetError {
+            switch e.kind {
+            case .notFound: logger.debug("\(what): not found")
+            case .decoding: logger.error("\(what): the server's answer does not decode: \(e)")
+            default: logger.warning("\(what) failed: \(e)")
+            }
+            if e.code == "CYCLE_DETECTED" { throw FSError(EINVAL) }
+            throw FSError(e.errno)
+        } catch let e as FSError {
+            throw e
+        } catch {
+            logger.error("\(what) failed: \(error)")
+            throw FSError(EIO)
+        }
+    }
+
+    func checkWritable() throws {
+        if config.readOnly { throw FSError(EROFS) }
+        if stateLock.withLock({ shuttingDown }) { throw FSError(EROFS) }
+    }
+
+    static func checkName(_ name: String) throws {
+        if name.utf8.count > 255 { throw FSError(ENAMETOOLONG) }
+        if name.isEmpty || name == "." || name == ".." || name.contains("/") || name.contains("\u{0}") {
+            throw FSError(EINVAL)
+        }
+    }
+
+    /// A server name this host can show; anything else is skipped with a log line.
+    func isUsable(_ node: Node, in folderId: String) -> Bool {
+        let name = node.name
+        if name.isEmpty || name == "." || name == ".." || name.contains("/") || name.contains("\u{0}") || name.utf8.count > 255 {
+            logger.warning("skipping a child whose name is not usable here",
+                           metadata: ["folder": "\(folderId)", "node": "\(node.id)", "name": "\(name.debugDescription)"])
+            return false
+        }
+        return true
+    }
+
+    // MARK: pending index
+
+    static func location(_ parentId: String, _ name: String) -> String { parentId + "/" + name }
+
+    func pending(key: String) -> SpoolEntry? { stateLock.withLock { pendingByKey[key] } }
+
+    func pending(at parentId: String, _ name: String) -> SpoolEntry? {
+        stateLock.withLock { pendingByLocation[Self.location(parentId, name)] }
+    }
+
+    /// Registers a new entry unless another live one already answers to `key`; returns the winner.
+    func register(_ entry: SpoolEntry) -> SpoolEntry {
+        stateLock.withLock {
+            if let existing = pendingByKey[entry.key] { return existing }
+            pendingById[entry.id] = entry
+            pendingByKey[entry.key] = entry
+            pendingByKey[InodeTable.spoolKey(entry.id)] = entry
+            pendingByLocation[Self.location(entry.record.target.parentId, entry.record.target.name)] = entry
+            return entry
+        }
+    }
+
+    func unregister(_ entry: SpoolEntry) {
+        stateLock.withLock {
+            pendingById[entry.id] = nil
+            for (k, v) in pendingByKey where v === entry { pendingByKey[k] = nil }
+            for (k, v) in pendingByLocation where v === entry { pendingByLocation[k] = nil }
+        }
+    }
+
+    /// Re-indexes an entry after its target changed (caller may hold the entry's cond).
+    func reindex(_ entry: SpoolEntry, target: SpoolTarget) {
+        stateLock.withLock {
+            for (k, v) in pendingByLocation where v === entry { pendingByLocation[k] = nil }
+            pendingByLocation[Self.location(target.parentId, target.name)] = entry
+            if let nodeId = target.nodeId { pendingByKey[nodeId] = entry }
+        }
+    }
+
+    func pendingChildren(of folderId: String) -> [SpoolEntry] {
+        stateLock.withLock { pendingById.values.filter { $0.record.target.parentId == folderId } }
+    }
+
+    var liveEntries: [SpoolEntry] { stateLock.withLock { Array(pendingById.values) } }
+
+    // MARK: nodes
+
+    func key(of inode: InodeNumber) throws -> String {
+        guard let key = inodes.key(of: inode) else { throw FSError(ENOENT) }
+        return key
+    }
+
+    /// The node, from the cache while fresh, else fetched.
+    func currentNode(_ id: String) throws -> Node {
+        if let n = cache.node(id) { return n }
+        do {
+            let n = try remote("GET node") { try controlPlane.node(id: id) }
+            cache.store(n)
+            return n
+        } catch let e as FSError where e.errno == ENOENT {
+            cache.removeNode(id)
+            throw e
+        }
+    }
+
+    /// The folder id behind `inode`, or ENOTDIR/ENOENT.
+    func folderId(_ inode: InodeNumber) throws -> String {
+        let key = try key(of: inode)
+        if key == rootId { return key }
+        if InodeTable.isSpoolKey(key) || pending(key: key) != nil { throw FSError(ENOTDIR) }
+        let node = try cache.lastKnownNode(key) ?? currentNode(key)
+        guard node.type == .folder else { throw FSError(ENOTDIR) }
+        return key
+    }
+
+    enum Child {
+        case pending(SpoolEntry)
+        case remote(Node)
+
+        var key: String {
+            switch self {
+            case .pending(let e): return e.cond.withLock { e.key }
+            case .remote(let n): return n.id
+            }
+        }
+        var isFolder: Bool { if case .remote(let n) = self { return n.type == .folder } else { return false } }
+    }
+
+    /// What `name` in `parentId` is: a pending file, a remote node, or nothing.
+    func findChild(_ parentId: String, _ name: String) throws -> Child? {
+        if let e = pending(at: parentId, name) { return .pending(e) }
+        if cache.isKnownAbsent(parentId, name: name) { return nil }
+        if let known = cache.childId(parentId, name: name) {
+            guard let id = known else { return nil }
+            if let n = cache.lastKnownNode(id) { return .remote(n) }
+        }
+        let found = try remote("resolve") { try controlPlane.resolve(name: name, in: parentId) }
+        // A pending file may have appeared while we asked.
+        if let e = pending(at: parentId, name) { return .pending(e) }
+        guard let node = found, isUsable(node, in: parentId) else {
+            cache.storeAbsent(parentId, name: name)
+            return nil
+        }
+        if let e = pending(key: node.id) { return .pending(e) }
+        cache.store(node)
+        return .remote(node)
+    }
+
+    // MARK: attributes
+
+    func attributes(of node: Node, inode: InodeNumber) -> FileAttributes {
+        let md = node.metadata
+        let mtime = PosixMetadata.time(md[PosixMetadata.mtime]) ?? timespecOf(node.updatedAt)
+        let atime = PosixMetadata.time(md[PosixMetadata.atime]) ?? mtime
+        let ctime = timespecOf(max(node.updatedAt, node.createdAt))
+        let uid = PosixMetadata.number(md[PosixMetadata.uid]) ?? config.uid
+        let gid = PosixMetadata.number(md[PosixMetadata.gid]) ?? config.gid
+        if node.type == .folder {
+            let perm = PosixMetadata.number(md[PosixMetadata.mode]).map { $0 & 0o7777 } ?? config.effectiveDirMode
+            return FileAttributes(inode: inode, size: 0, mode: UInt32(S_IFDIR) | perm, linkCount: 2, uid: uid, gid: gid,
+                                  accessTime: atime, modificationTime: mtime, changeTime: ctime)
+        }
+        if PosixMetadata.isSymlink(md) {
+            let target = md[PosixMetadata.symlinkTarget]?.stringValue ?? ""
+            return FileAttributes(inode: inode, size: Int64(target.utf8.count), mode: UInt32(S_IFLNK) | 0o777, linkCount: 1,
+                                  uid: uid, gid: gid, accessTime: atime, modificationTime: mtime, changeTime: ctime)
+        }
+        let perm = PosixMetadata.number(md[PosixMetadata.mode]).map { $0 & 0o7777 } ?? config.effectiveFileMode
+        return FileAttributes(inode: inode, size: node.size, mode: UInt32(S_IFREG) | perm, linkCount: 1, uid: uid, gid: gid,
+                              accessTime: atime, modificationTime: mtime, changeTime: ctime)
+    }
+
+    /// A pending file: the entry's size and times over the base node's (or the entry's) metadata.
+    func attributes(of entry: SpoolEntry, inode: InodeNumber) -> FileAttributes {
+        entry.cond.lock()
+        let target = entry.record.target
+        let size = entry.record.size
+        let modified = entry.explicitMtime ?? (entry.writeCount > 0 || target.nodeId == nil || target.createdByUpload
+                                               ? timespecOf(entry.modifiedAt) : nil)
+        let created = Date(timeIntervalSince1970: entry.record.createdAt)
+        let ownMetadata = entry.record.metadata ?? [:]
+        entry.cond.unlock()
+        var base = target.nodeId.flatMap { cache.lastKnownNode($0) }
+            ?? Node(id: InodeTable.spoolKey(entry.id), parentId: target.parentId, name: target.name, type: .file,
+                    createdAt: created, updatedAt: entry.modifiedAt)
+        for (k, v) in ownMetadata { base.metadata[k] = v == .null ? nil : v }
+        var attrs = attributes(of: base, inode: inode)
+        if !PosixMetadata.isSymlink(base.metadata) { attrs.size = size }
+        if let modified {
+            attrs.modificationTime = modified
+            if base.metadata[PosixMetadata.atime] == nil { attrs.accessTime = modified }
+            attrs.changeTime = timespecOf(entry.modifiedAt)
+        }
+        return attrs
+    }
+
+    func attributes(of child: Child, inode: InodeNumber) -> FileAttributes {
+        switch child {
+        case .pending(let e): return attributes(of: e, inode: inode)
+        case .remote(let n): return attributes(of: n, inode: inode)
+        }
+    }
+
+    /// Current attributes of whatever `key` is.
+    func attributes(forKey key: String, inode: InodeNumber) throws -> FileAttributes {
+        if let e = pending(key: key) { return attributes(of: e, inode: inode) }
+        if InodeTable.isSpoolKey(key) { throw FSError(ENOENT) }
+        return attributes(of: try currentNode(key), inode: inode)
+    }
+
+    /// Hands an entry for `key` to the kernel (one lookup counted).
+    func entryReply(key: String, attributes: FileAttributes) -> EntryReply {
+        var attrs = attributes
+        attrs.inode = inodes.bind(key)
+        return EntryReply(attributes: attrs, entryTimeout: config.cacheTTL, attributeTimeout: config.cacheTTL)
+    }
+
+    func entryReply(_ child: Child) -> EntryReply {
+        entryReply(key: child.key, attributes: attributes(of: child, inode: 0))
+    }
+
+    // MARK: not supported
+
+    public func link(inode: InodeNumber, newParent: InodeNumber, newName: String) throws -> EntryReply {
+        throw FSError(config.readOnly ? EROFS : EPERM)
+    }
+
+    public func statfs(inode: InodeNumber) throws -> FileSystemStatistics {
+        // Object storage has no fixed capacity: report 1 PiB, mostly free, and plenty of inodes,
+        // so df shows believable numbers rather than 0 or an error.
+        let blockSize: UInt64 = 4096
+        let total: UInt64 = (1 << 50) / blockSize
+        let used = UInt64(max(0, budget.used)) / blockSize
+        return FileSystemStatistics(blockSize: blockSize, fragmentSize: blockSize, totalBlocks: total,
+                                    freeBlocks: total - used, availableBlocks: total - used,
+                                    totalFiles: 1 << 32, freeFiles: (1 << 32) - UInt64(inodes.count), maxNameLength: 255)
+    }
+
+    public func access(inode: InodeNumber, mask: Int32, context: RequestContext) throws {
+        let key = try key(of: inode)
+        let attrs = try attributes(forKey: key, inode: inode)
+        if mask == F_OK { return }
+        if mask & W_OK != 0 && config.readOnly { throw FSError(EROFS) }
+        if context.uid == 0 {
+            if mask & X_OK != 0 && attrs.mode & UInt32(S_IFMT) != UInt32(S_IFDIR) && attrs.mode & 0o111 == 0 {
+                throw FSError(EACCES)
+            }
+            return
+        }
+        let shift: UInt32 = context.uid == attrs.uid ? 6 : (context.gid == attrs.gid ? 3 : 0)
+        let granted = (attrs.mode >> shift) & 0o7
+        let wanted = UInt32((mask & R_OK != 0 ? 4 : 0) | (mask & W_OK != 0 ? 2 : 0) | (mask & X_OK != 0 ? 1 : 0))
+        if granted & wanted != wanted { throw FSError(EACCES) }
+    }
+}
+
+/// One open file.
+final class OpenFile: @unchecked Sendable {
+    let inode: InodeNumber
+    let writable: Bool
+    /// The spool entry this handle writes to (writers count it).
+    var entry: SpoolEntry?
+    let lock = NSLock()
+    var reader: ObjectReader?
+    var readerKey: String?
+
+    init(inode: InodeNumber, writable: Bool, entry: SpoolEntry?) {
+        self.inode = inode
+        self.writable = writable
+        self.entry = entry
+    }
+}
+
+/// An open folder: the listing snapshot its readdir cookies index into.
+final class DirectoryHandle: @unchecked Sendable {
+    struct Item { var name: String; var child: RosetFileSystem.Child? }
+    let inode: InodeNumber
+    let lock = NSLock()
+    var items: [Item]?
+    init(inode: InodeNumber) { self.inode = inode }
+}

@@ -1,0 +1,77 @@
+// One file's pending content in the spool, in memory. Invariants (all fields guarded by `cond`):
+// - the data file holds the whole content from the moment `materialized` is true; before that
+//   (an existing file opened without O_TRUNC and not yet written) reads go to the object store;
+// - `record` mirrors the newest journal record written; it changes only through `persist`;
+// - `generation` grows whenever the entry is reopened or cancelled, so an upload attempt started
+//   for an older generation abandons itself at its next checkpoint and never completes stale data;
+// - while `phase == .completing` nobody reopens, retargets or cancels: they wait.
+import Foundation
+import RosetClient
+
+final class SpoolEntry: @unchecked Sendable {
+    enum Phase: Equatable {
+        case writing      // open record; writers may be attached
+        case queued       // sealed, waiting for an upload worker (or a retry)
+        case uploading
+        case completing   // complete/commit in flight
+        case done         // confirmed and removed from the spool
+        case cancelled    // unlinked or replaced; removed from the spool
+    }
+
+    let id: String
+    let cond = NSCondition()
+    var record: JournalRecord
+    var data: SpoolDataFile
+    var phase: Phase
+    var generation = 0
+    var writers = 0
+    var materialized: Bool
+    var materializing = false
+    /// The file was unlinked while still open: discard at the last release instead of sealing.
+    var unlinked = false
+    /// An init (which may create the remote node) is in flight: retarget and cancel wait.
+    var initInFlight = false
+    /// Running sha256 of bytes [0, hasher.count) while writes are sequential appends.
+    var hasher: SHA256Hasher? = SHA256Hasher()
+    var modifiedAt: Date
+    var writeCount = 0
+    /// setattr's mtime, shown until the next write.
+    var explicitMtime: timespec?
+    /// Written after the last explicit mtime: the node's `posix.mtime` must go after the upload.
+    var dropRemoteMtime = false
+    var failedAttempts = 0
+    /// Reported to fsync and close-wait once `attemptsBeforeReporting` attempts failed.
+    var reportedFailure: Error?
+    /// Generation whose upload was confirmed.
+    var completedGeneration = -1
+
+    init(id: String, record: JournalRecord, data: SpoolDataFile, phase: Phase, materialized: Bool, modifiedAt: Date) {
+        self.id = id
+        self.record = record
+        self.data = data
+        self.phase = phase
+        self.materialized = materialized
+        self.modifiedAt = modifiedAt
+    }
+
+    /// The inode key: the node id once known, else the spool key.
+    var key: String { record.target.nodeId ?? InodeTable.spoolKey(id) }
+    var size: Int64 { record.size }
+    var isLive: Bool { phase != .done && phase != .cancelled }
+
+    /// Writes the next journal record (caller holds `cond`).
+    func persist(_ spool: Spool, state: SpoolEntryState, durable: Bool, now: Date) throws {
+        var next = record
+        next.sequence += 1
+        next.state = state
+        next.updatedAt = now.timeIntervalSince1970
+        next.modifiedAt = modifiedAt.timeIntervalSince1970
+        try spool.write(next, durable: durable)
+        record = next
+    }
+
+    /// Waits (holding `cond`) while another thread owns a step that must not be interleaved.
+    func waitWhileBusy() {
+        while phase == .completing || initInFlight || materializing { cond.wait() }
+    }
+}

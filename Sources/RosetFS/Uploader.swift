@@ -1,0 +1,338 @@
+// The background uploader: sends sealed spool entries with `concurrency` workers, a single PUT
+// below the part size and multipart (parts in parallel, each recorded in the journal) from it on.
+// Invariants:
+// - an entry leaves the spool only after the control plane confirmed the upload (delegate's
+//   `uploadCompleted`); failures are retried with capped exponential backoff, never dropped;
+// - no parts of two generations mix: every checkpoint compares the entry's generation;
+// - at most `concurrency` part PUTs are in flight across all files;
+// - a 403 on a part URL fetches a fresh URL; an unknown/expired token restarts with a new init.
+import Foundation
+import Logging
+import RosetClient
+
+protocol UploadDelegate: AnyObject, Sendable {
+    /// Init created (or named) the node of an entry that had none.
+    func uploadAssignedNode(_ entry: SpoolEntry, oldKey: String)
+    /// The control plane confirmed `generation` of `entry` with `node`.
+    func uploadCompleted(_ entry: SpoolEntry, generation: Int, node: Node)
+    /// A waiting writer may now proceed (called when an entry leaves the queue for good).
+    func uploadFailed(_ entry: SpoolEntry, error: Error, permanent: Bool)
+}
+
+final class Uploader: @unchecked Sendable {
+    private struct Abandoned: Error {}
+
+    private let controlPlane: ControlPlane
+    private let store: ObjectStore
+    private let spool: Spool
+    private let logger: Logger
+    private let tuning: FileSystemTuning
+    private let configuredPartSize: Int64
+    private let concurrency: Int
+    weak var delegate: UploadDelegate?
+
+    private let cond = NSCondition()
+    private var queue: [SpoolEntry] = []
+    private var active = 0
+    private var stopped = false
+    private let partSlots: DispatchSemaphore
+
+    init(controlPlane: ControlPlane, store: ObjectStore, spool: Spool, logger: Logger,
+         tuning: FileSystemTuning, partSize: Int64, concurrency: Int) {
+        self.controlPlane = controlPlane
+        self.store = store
+        self.spool = spool
+        self.logger = logger
+        self.tuning = tuning
+        self.configuredPartSize = partSize
+        self.concurrency = max(1, concurrency)
+        self.partSlots = DispatchSemaphore(value: max(1, concurrency))
+    }
+
+    func start() {
+        for i in 0..<concurrency {
+            let t = Thread { [weak self] in self?.workerLoop() }
+            t.name = "roset-upload-\(i)"
+            t.start()
+        }
+    }
+
+    /// Queues a sealed entry (phase `.queued`).
+    func enqueue(_ entry: SpoolEntry) {
+        cond.lock()
+        if !stopped { queue.append(entry); cond.signal() }
+        cond.unlock()
+    }
+
+    /// Entries queued or being uploaded.
+    var pendingCount: Int { cond.lock(); defer { cond.unlock() }; return queue.count + active }
+
+    /// Waits until the queue is empty and no upload runs, or `deadline`; true when drained.
+    func waitUntilIdle(deadline: Date) -> Bool {
+        cond.lock()
+        defer { cond.unlock() }
+        while !(queue.isEmpty && active == 0) {
+            if !cond.wait(until: deadline) { return queue.isEmpty && active == 0 }
+        }
+        return true
+    }
+
+    /// Stops taking work; in-flight attempts abandon at their next checkpoint.
+    func stop() {
+        cond.lock(); stopped = true; queue.removeAll(); cond.broadcast(); cond.unlock()
+    }
+
+    private var isStopped: Bool { cond.lock(); defer { cond.unlock() }; return stopped }
+
+    private func workerLoop() {
+        while true {
+            cond.lock()
+            while queue.isEmpty && !stopped { cond.wait() }
+            if stopped { cond.unlock(); return }
+            let entry = queue.removeFirst()
+            active += 1
+            cond.unlock()
+            run(entry)
+            cond.lock()
+            active -= 1
+            cond.broadcast()
+            cond.unlock()
+        }
+    }
+
+    private func run(_ entry: SpoolEntry) {
+        entry.cond.lock()
+        guard entry.phase == .queued else { entry.cond.unlock(); return }
+        entry.phase = .uploading
+        let generation = entry.generation
+        entry.cond.unlock()
+        do {
+            let node = try upload(entry, generation: generation)
+            delegate?.uploadCompleted(entry, generation: generation, node: node)
+        } catch is Abandoned {
+            return
+        } catch {
+            let permanent = Uploader.isPermanent(error)
+            entry.cond.lock()
+            guard entry.generation == generation, entry.phase == .uploading || entry.phase == .completing else {
+                entry.cond.unlock(); return
+            }
+            entry.failedAttempts += 1
+            let attempts = entry.failedAttempts
+            entry.phase = .queued
+            if attempts >= tuning.attemptsBeforeReporting || permanent { entry.reportedFailure = error }
+            entry.cond.broadcast()
+            entry.cond.unlock()
+            let delay = min(tuning.retryMaxDelay, tuning.retryBaseDelay * pow(2, Double(min(attempts - 1, 20))))
+                * Double.random(in: 0.8...1.2)
+            logger.warning("upload failed, retrying",
+                           metadata: ["entry": "\(entry.id)", "attempt": "\(attempts)", "in": "\(String(format: "%.1f", delay))s",
+                                      "error": "\(error)"])
+            if attempts >= tuning.attemptsBeforeReporting || permanent {
+                delegate?.uploadFailed(entry, error: error, permanent: permanent)
+            }
+            DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [weak self] in self?.enqueue(entry) }
+        }
+    }
+
+    static func isPermanent(_ error: Error) -> Bool {
+        guard let e = error as? RosetError else { return false }
+        switch e.kind {
+        case .badRequest, .unauthorized, .forbidden, .quotaExceeded: return true
+        default: return false
+        }
+    }
+
+    /// Throws `Abandoned` when the entry moved on (reopened, cancelled, stopped).
+    private func checkpoint(_ entry: SpoolEntry, _ generation: Int) throws {
+        if isStopped { throw Abandoned() }
+        entry.cond.lock()
+        defer { entry.cond.unlock() }
+        if entry.generation != generation || entry.phase != .uploading { throw Abandoned() }
+    }
+
+    private func upload(_ entry: SpoolEntry, generation: Int) throws -> Node {
+        entry.cond.lock()
+        let size = entry.record.size
+        let plan = PartPlan(size: size, configuredPartSize: configuredPartSize)
+        var progress = entry.record.upload
+        entry.cond.unlock()
+
+        let now = tuning.now()
+        if let p = progress, p.multipart != plan.isMultipart || p.partSize != plan.partSize
+            || p.expiresAt < now.timeIntervalSince1970 + 60 {
+            progress = nil
+        }
+        var singleURL: String?
+        if progress == nil {
+            let (grant, fresh) = try initUpload(entry, generation: generation, plan: plan)
+            progress = fresh
+            singleURL = grant.uploadURL
+        }
+        guard var progress else { throw Abandoned() }
+
+        do {
+            if !progress.multipart {
+                let url = try singleURL ?? controlPlane.partUploadURL(token: progress.token, partNumber: 1)
+                let etag = try putWithFreshURL(entry, initialURL: url, token: progress.token, partNumber: 1,
+                                               offset: 0, length: size, viaPartURL: singleURL == nil)
+                try beginCompleting(entry, generation)
+                if singleURL != nil {
+                    return try controlPlane.commitUpload(token: progress.token, etag: etag, size: size)
+                }
+                return try controlPlane.completeUpload(token: progress.token, parts: [UploadedPart(partNumber: 1, etag: etag)])
+            }
+            try uploadParts(entry, generation: generation, plan: plan, progress: &progress)
+            try beginCompleting(entry, generation)
+            let parts = progress.parts.sorted { $0.partNumber < $1.partNumber }
+            return try controlPlane.completeUpload(token: progress.token, parts: parts)
+        } catch let e as RosetError where e.kind == .notFound {
+            // The session is gone (expired or unknown token): start over with a new init.
+            entry.cond.lock()
+            if entry.generation == generation {
+                entry.record.upload = nil
+                if entry.phase == .completing { entry.phase = .uploading }
+            }
+            entry.cond.unlock()
+            throw e
+        }
+    }
+
+    private func beginCompleting(_ entry: SpoolEntry, _ generation: Int) throws {
+        if isStopped { throw Abandoned() }
+        entry.cond.lock()
+        defer { entry.cond.unlock() }
+        guard entry.generation == generation, entry.phase == .uploading else { throw Abandoned() }
+        entry.phase = .completing
+    }
+
+    /// Init, retargeting a new file to the existing node if the name was taken meanwhile.
+    private func initUpload(_ entry: SpoolEntry, generation: Int, plan: PartPlan) throws -> (UploadGrant, UploadProgress) {
+        entry.cond.lock()
+        entry.waitWhileBusy()
+        guard entry.generation == generation, entry.phase == .uploading else { entry.cond.unlock(); throw Abandoned() }
+        entry.initInFlight = true
+        let target = entry.record.target
+        let metadata = entry.record.metadata
+        entry.cond.unlock()
+        defer { entry.cond.lock(); entry.initInFlight = false; entry.cond.broadcast(); entry.cond.unlock() }
+
+        var grant: UploadGrant
+        var assigned: String?
+        if let nodeId = target.nodeId {
+            grant = try controlPlane.initUpload(UploadRequest(nodeId: nodeId, size: plan.size, multipart: plan.isMultipart))
+        } else {
+            do {
+                grant = try controlPlane.initUpload(UploadRequest(parentId: target.parentId, name: target.name, size: plan.size,
+                                                                  multipart: plan.isMultipart, metadata: metadata))
+                assigned = grant.nodeId
+            } catch let e as RosetError where e.kind == .nameConflict && e.existingNodeId != nil {
+                // Created elsewhere since we looked: our content becomes its new version (last close wins).
+                logger.info("name taken at upload; uploading as a new version", metadata: ["name": "\(target.name)"])
+                grant = try controlPlane.initUpload(UploadRequest(nodeId: e.existingNodeId!, size: plan.size, multipart: plan.isMultipart))
+                if let metadata, !metadata.isEmpty {
+                    _ = try? controlPlane.updateNode(id: e.existingNodeId!, parentId: nil, name: nil, metadata: metadata)
+                }
+                assigned = e.existingNodeId!
+            }
+        }
+        let progress = UploadProgress(token: grant.uploadToken, expiresAt: grant.expiresAt.timeIntervalSince1970,
+                                      multipart: plan.isMultipart, partSize: plan.partSize, parts: [])
+        entry.cond.lock()
+        let current = entry.generation == generation && entry.phase == .uploading && !isStopped
+        var oldKey: String?
+        if current {
+            if let assigned, entry.record.target.nodeId == nil {
+                oldKey = entry.key
+                entry.record.target.nodeId = assigned
+                entry.record.target.createdByUpload = target.nodeId == nil && assigned == grant.nodeId
+            }
+            entry.record.upload = progress
+            try? entry.persist(spool, state: .uploading, durable: true, now: tuning.now())
+        }
+        entry.cond.unlock()
+        if let oldKey { delegate?.uploadAssignedNode(entry, oldKey: oldKey) }
+        guard current else {
+            try? controlPlane.abortUpload(token: grant.uploadToken)
+            throw Abandoned()
+        }
+        return (grant, progress)
+    }
+
+    private func uploadParts(_ entry: SpoolEntry, generation: Int, plan: PartPlan, progress: inout UploadProgress) throws {
+        let done = Set(progress.parts.map(\.partNumber))
+        let remaining = (1...plan.partCount).filter { !done.contains($0) }
+        if remaining.isEmpty { return }
+        let token = progress.token
+        final class Cursor: @unchecked Sendable { let lock = NSLock(); var next = 0; var error: Error? }
+        let cursor = Cursor()
+        let group = DispatchGroup()
+        let threads = min(concurrency, remaining.count)
+        for _ in 0..<threads {
+            group.enter()
+            Thread { [self] in
+                defer { group.leave() }
+                while true {
+                    let number: Int? = cursor.lock.withLock {
+                        guard cursor.error == nil, cursor.next < remaining.count else { return nil }
+                        defer { cursor.next += 1 }
+                        return remaining[cursor.next]
+                    }
+                    guard let number else { return }
+                    do {
+                        try checkpoint(entry, generation)
+                        let range = plan.range(ofPart: number)
+                        partSlots.wait()
+                        let etag: String
+                        do {
+                            defer { partSlots.signal() }
+                            let url = try controlPlane.partUploadURL(token: token, partNumber: number)
+                            etag = try putWithFreshURL(entry, initialURL: url, token: token, partNumber: number,
+                                                       offset: range.offset, length: range.length, viaPartURL: true)
+                        }
+                        entry.cond.lock()
+                        if entry.generation == generation, entry.phase == .uploading, entry.record.upload?.token == token {
+                            entry.record.upload?.parts.append(UploadedPart(partNumber: number, etag: etag))
+                            try? entry.persist(spool, state: .uploading, durable: true, now: tuning.now())
+                        }
+                        entry.cond.unlock()
+                    } catch {
+                        cursor.lock.withLock { if cursor.error == nil { cursor.error = error } }
+                        return
+                    }
+                }
+            }.start()
+        }
+        group.wait()
+        if let error = cursor.lock.withLock({ cursor.error }) { throw error }
+        try checkpoint(entry, generation)
+        entry.cond.lock()
+        progress = entry.record.upload ?? progress
+        entry.cond.unlock()
+        guard Set(progress.parts.map(\.partNumber)).count == plan.partCount else { throw Abandoned() }
+    }
+
+    /// PUT of one range; a 403 (expired signature) gets a fresh part URL, up to three times.
+    private func putWithFreshURL(_ entry: SpoolEntry, initialURL: String, token: String, partNumber: Int,
+                                 offset: Int64, length: Int64, viaPartURL: Bool) throws -> String {
+        var url = initialURL
+        var refreshes = 0
+        let data = entry.cond.withLock { entry.data }
+        while true {
+            do {
+                return try store.write(url: url, fileDescriptor: data.fd, offset: offset, length: length)
+            } catch let e as RosetError where e.kind == .urlRejected && refreshes < 3 && viaPartURL {
+                refreshes += 1
+                url = try controlPlane.partUploadURL(token: token, partNumber: partNumber)
+            }
+        }
+    }
+}
+
+extension NSCondition {
+    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        lock()
+        defer { unlock() }
+        return try body()
+    }
+}
