@@ -22,6 +22,7 @@ Invariants:
 import argparse, concurrent.futures, csv, json, os, random, re, shutil, signal, socket, subprocess
 import sys, tempfile, time, urllib.request
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from roset_api import API  # noqa: E402
 
@@ -316,7 +317,8 @@ class RosetMount(Client):
 
     def _mount(self):
         opts = (f"api_url={self.server.url},apikey_file={self.server.key_file},"
-                f"cache_size_mb={self.cache_mb},spool_dir={self.spool}")
+                f"cache_size_mb={self.cache_mb},spool_dir={self.spool},"
+                f"log_file={os.path.join(self.tmp, 'mount.roset.daemon.log')}")
         run_mount([os.path.join(BIN, "mount.roset"), "default", self.mnt, "-o", opts],
                   os.path.join(self.tmp, "mount.roset.log"))
 
