@@ -128,6 +128,16 @@ def vm_hwm_mib(pid):
         return None
 
 
+def cpu_seconds(pid):
+    """User + system CPU of a process (all its threads) so far, or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def unmount(mnt, janitor, daemons=(), wait_exit=60):
     """Unmounts (lazily if busy), then waits for the daemons to exit; SIGTERM/SIGKILL by PID."""
     if is_mounted(mnt):
@@ -458,9 +468,19 @@ class Bench:
         self.part = self.size // 4
         self.res = Results()
         self.failures = []
+        self.services = {}    # name -> pid of moto_server / roset-server, for CPU accounting
+        self.cpu_rows = []    # (client, step, wall s, {process: CPU s})
+        self.perf_files = []
+        self.perf_dir = args.perf_dir or tmp
 
     def step(self, who, name, fn, *a):
         log(f"[{who}] {name}")
+        client = next((c for c in getattr(self, "clients", []) if c.name == who), None)
+        watched = dict(self.services)
+        if client is not None and is_mounted(client.mnt):
+            watched.update({f"{who} daemon": p for p in client.daemons()[:1]})
+        before = {k: cpu_seconds(p) for k, p in watched.items()}
+        perf = self.start_perf(client, name)
         t = time.monotonic()
         try:
             fn(*a)
@@ -470,6 +490,37 @@ class Bench:
             msg = f"{type(e).__name__}: {e}"
             log(f"  FAILED after {time.monotonic() - t:.1f} s: {msg}")
             self.failures.append((who, name, msg))
+        finally:
+            wall = time.monotonic() - t
+            self.stop_perf(perf)
+            used = {k: cpu_seconds(p) - before[k] for k, p in watched.items()
+                    if before[k] is not None and cpu_seconds(p) is not None}
+            if client is not None and wall >= 1 and "mount" not in name:
+                self.cpu_rows.append((who, name, wall, used))
+
+    # ---- profiling (--perf CLIENTS): perf record of the client's daemon during each workload step
+
+    def start_perf(self, client, name):
+        if client is None or client.name not in self.args.perf.split(",") or "mount" in name:
+            return None
+        pids = client.daemons()
+        if not pids or not shutil.which("perf"):
+            return None
+        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40]
+        out = os.path.join(self.perf_dir, f"perf-{client.name}-{len(self.perf_files):02d}-{slug}.data")
+        p = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", str(pids[0]), "-o", out],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.perf_files.append(out)
+        return p
+
+    def stop_perf(self, p):
+        if p is None:
+            return
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(60)
+        except subprocess.TimeoutExpired:
+            p.kill(); p.wait()
 
     # ---- fixtures
 
@@ -511,6 +562,32 @@ class Bench:
             t, _ = timed_run(["curl", "-sSf", "-o", "/dev/null", store.presign("GET", "direct/seq.bin")], T)
             self.res.add("seq read 1 file, cold", "MiB/s", True, "limit", self.size / MIB / t)
         self.step("limit", f"curl PUT + GET of {self.size // MIB} MiB", seq)
+
+        def multipart():
+            # What a multipart uploader can get from this store: 16 MiB parts (mount.roset's
+            # default part_size_mb), 8 curl PUTs at a time (its upload_concurrency), then complete.
+            part = 16 * MIB
+            pdir = os.path.join(self.tmp, "mpu-parts"); os.makedirs(pdir, exist_ok=True)
+            run(["split", "-b", str(part), "-d", "-a", "5", self.src, os.path.join(pdir, "p")], T)
+            names = sorted(os.listdir(pdir))
+            t = time.monotonic()
+            uid = store.s3.create_multipart_upload(Bucket=BUCKET, Key="direct/mpu.bin")["UploadId"]
+            urls = [store.s3.generate_presigned_url("upload_part", ExpiresIn=7200, Params={
+                "Bucket": BUCKET, "Key": "direct/mpu.bin", "UploadId": uid, "PartNumber": i + 1}) for i in range(len(names))]
+            etags = [None] * len(names)
+            def put(i):
+                r = run(["curl", "-sSf", "-H", "Expect:", "-D", "-", "-o", "/dev/null", "-T", os.path.join(pdir, names[i]), urls[i]], T)
+                etags[i] = re.search(r"(?im)^etag:\s*(\S+)", r.stdout).group(1)
+            with concurrent.futures.ThreadPoolExecutor(8) as ex:
+                list(ex.map(put, range(len(names))))
+            parts_s = time.monotonic() - t
+            store.s3.complete_multipart_upload(Bucket=BUCKET, Key="direct/mpu.bin", UploadId=uid, MultipartUpload={
+                "Parts": [{"PartNumber": i + 1, "ETag": e} for i, e in enumerate(etags)]})
+            total = time.monotonic() - t
+            shutil.rmtree(pdir, ignore_errors=True)
+            self.res.add("multipart PUT (16 MiB parts, 8 at once)", "MiB/s", True, "limit", self.size / MIB / total)
+            log(f"  (parts {parts_s:.1f} s, complete {total - parts_s:.1f} s)")
+        self.step("limit", f"curl multipart upload of {self.size // MIB} MiB, 16 MiB parts, 8 at once", multipart)
 
         def parallel():
             for i in range(4):
@@ -644,6 +721,7 @@ class Bench:
         self.entries = [int(x) for x in a.entries.split(",") if x]
         self.make_sources()
         store = Store(janitor, self.tmp, a.stock_moto)
+        self.services["moto"] = store.proc.pid
         log(f"moto_server{' (stock)' if a.stock_moto else ' with O(range) ranged GETs (compare_moto.py)'} on "
             f"{store.endpoint} (pid {store.proc.pid}), bucket {BUCKET}")
         clients = []
@@ -651,6 +729,7 @@ class Bench:
             try:
                 if name == "roset":
                     server = RosetServer(janitor, self.tmp, store)
+                    self.services["roset-server"] = server.proc.pid
                     log(f"roset-server on {server.url} (pid {server.proc.pid}), --backend s3")
                     clients.append(RosetMount(janitor, self.tmp, store, server, a.cache_size_mb))
                 elif name == "s3fs":
@@ -781,6 +860,11 @@ def report(bench, csv_path):
     log(hline)
     rows.append({"metric": "peak RSS of the daemon (VmHWM)", "unit": "MiB", "higher_is_better": False,
                  **{c.name: c.hwm for c in bench.clients}})
+    if bench.cpu_rows:
+        log("\nCPU seconds used during each step (2 cores = 2 CPU-s per second of wall time):")
+        for who, name, wall, used in bench.cpu_rows:
+            log(f"  [{who:6}] {name[:52]:52} wall {wall:7.1f} s  " +
+                "  ".join(f"{k} {v:.1f}" for k, v in sorted(used.items())))
     svc = getattr(bench, "service_rss", {})
     if svc:
         log("services' peak RSS (not clients): " + ", ".join(f"{n} {fmt(v)} MiB" for n, v in svc.items()))
@@ -825,6 +909,10 @@ def report(bench, csv_path):
         hwm = next((c.hwm for c in bench.clients if c.name == "roset"), None)
         t(f"peak RSS <= cache_size_mb + 64 = {a.cache_size_mb + 64} MiB",
           None if hwm is None else hwm <= a.cache_size_mb + 64, f"{fmt(hwm)} MiB")
+    if bench.perf_files:
+        log("\nperf data (perf report -i FILE --no-children --sort dso,symbol):")
+        for f in bench.perf_files:
+            log(f"  {f}")
     if bench.failures:
         log("\nFailed steps:")
         for who, name, msg in bench.failures:
@@ -844,6 +932,8 @@ def main():
     ap.add_argument("--csv", default=None, help="CSV path (default: /tmp/roset-compare-<time>.csv)")
     ap.add_argument("--stock-moto", action="store_true",
                     help="run moto_server unmodified (its ranged GETs read the whole object)")
+    ap.add_argument("--perf", default="", help="clients whose daemon is recorded with perf in each step")
+    ap.add_argument("--perf-dir", default=None, help="where perf data goes (default: the work dir; see --keep)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
     a = ap.parse_args()
     if os.geteuid() != 0:
