@@ -496,6 +496,9 @@ class Bench:
             used = {k: cpu_seconds(p) - before[k] for k, p in watched.items()
                     if before[k] is not None and cpu_seconds(p) is not None}
             if client is not None and wall >= 1 and "mount" not in name:
+                hwm = [vm_hwm_mib(p) for p in client.daemons()[:1]]
+                if hwm and hwm[0] is not None:
+                    used[f"{who} VmHWM MiB"] = hwm[0]
                 self.cpu_rows.append((who, name, wall, used))
 
     # ---- profiling (--perf CLIENTS): perf record of the client's daemon during each workload step
