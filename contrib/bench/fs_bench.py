@@ -10,6 +10,9 @@ bounded in time; everything started is stopped by PID and unmounted, also when a
 import argparse, hashlib, json, os, re, shutil, signal, subprocess, sys, tempfile, time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from roset_api import API  # noqa: E402  (shared with compare.py)
+
 BIN = os.environ.get("ROSET_BIN_DIR", os.path.join(os.path.dirname(__file__), "../../.build/release"))
 procs = []      # (name, Popen) started here
 mounts = []     # mount points to unmount
@@ -21,53 +24,6 @@ def log(msg):
 
 def run(cmd, timeout, **kw):
     return subprocess.run(cmd, timeout=timeout, check=True, **kw)
-
-
-class API:
-    def __init__(self, url, key):
-        self.url, self.key = url.rstrip("/"), key
-
-    def call(self, method, path, body=None, timeout=60):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        req.add_header("Authorization", "Bearer " + self.key)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            raw = r.read()
-            return json.loads(raw) if raw else None
-
-    def root(self):
-        out = self.call("POST", "/v1/resolve", {"paths": ["/"]})
-        nodes = out.get("nodes", out)
-        return next(iter(nodes.values()))
-
-    def resolve(self, base, name):
-        out = self.call("POST", "/v1/resolve", {"paths": [name], "baseId": base})
-        nodes = out.get("nodes", out)
-        return next(iter(nodes.values()), None) if nodes else None
-
-    def mkdir(self, parent, name):
-        out = self.call("POST", "/v1/nodes", {"name": name, "type": "folder", "parentId": parent})
-        return out.get("node", out)
-
-    def put_small(self, parent, name, payload):
-        init = self.call("POST", "/v1/uploads/init",
-                         {"parentId": parent, "name": name, "size": len(payload), "multipart": False})
-        req = urllib.request.Request(init["uploadUrl"], data=payload, method="PUT")
-        with urllib.request.urlopen(req, timeout=60) as r:
-            etag = r.headers.get("ETag", "").strip('"')
-        self.call("POST", "/v1/uploads/commit", {"uploadToken": init["uploadToken"], "etag": etag, "size": len(payload)})
-
-    def list_all(self, folder):
-        n, page = 0, 1
-        while True:
-            out = self.call("GET", f"/v1/nodes/{folder}/children?page={page}&pageSize=1000")
-            items = out.get("children", out.get("items", []))
-            n += len(items)
-            if not out.get("hasMore"):
-                return n
-            page += 1
 
 
 def start_server(tmp):
