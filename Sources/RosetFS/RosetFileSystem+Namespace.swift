@@ -67,6 +67,9 @@ extension RosetFileSystem {
             try controlPlane.createFolder(name: name, parentId: parentId, metadata: ownershipMetadata(mode: mode, context: context))
         }
         cache.store(node)
+        // A folder this mount just made is empty: caching that listing answers the lookups of
+        // the names about to be created in it locally, instead of one resolve round trip each.
+        cache.storeListing(node.id, children: [], permanent: false, observed: cache.changeCount)
         return entryReply(.remote(node))
     }
 

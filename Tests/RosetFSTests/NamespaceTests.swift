@@ -24,6 +24,21 @@ import RosetClient
         #expect(e3.attributes.inode != e1.attributes.inode)
     }
 
+    @Test func namesCreatedInAFolderThisMountJustMadeNeedNoResolve() throws {
+        let h = try Harness()
+        let dir = try h.fs.mkdir(parent: rootInode, name: "new", mode: 0o755, context: h.ctx)
+        let before = h.cloud.count("resolve")
+        for i in 0..<20 {
+            #expect(throws: FSError(ENOENT)) { try h.fs.lookup(parent: dir.attributes.inode, name: "f\(i)") }
+        }
+        #expect(h.cloud.count("resolve") == before)
+        // A name that does exist there is still found once its listing expired or was patched.
+        let folder = try #require(try h.cloud.resolve(name: "new", in: h.cloud.resolveRoot().id))
+        h.cloud.addFile("x", in: folder.id, content: bytes("abc"))
+        h.clock.advance(h.fs.config.cacheTTL + 1)
+        #expect(try h.fs.lookup(parent: dir.attributes.inode, name: "x").attributes.size == 3)
+    }
+
     @Test func readdirplusCountsOnlyAcceptedEntries() throws {
         let h = try Harness()
         for i in 0..<5 { h.cloud.addFile("f\(i)") }
