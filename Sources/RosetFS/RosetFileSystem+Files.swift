@@ -53,7 +53,10 @@ extension RosetFileSystem {
     /// Puts a sealed (or uploading) entry back into `.writing` (caller holds cond, not busy).
     func reopen(_ e: SpoolEntry) {
         guard e.phase == .queued || e.phase == .uploading else { return }
-        let token = e.record.upload?.token
+        // Aborting the upload whose init created the node would make the server drop that node
+        // (it never got content), and the next attempt's init(nodeId:) would find nothing: such
+        // a token is left to expire instead.
+        let token = e.record.target.createdByUpload ? nil : e.record.upload?.token
         e.generation += 1
         e.phase = .writing
         e.record.upload = nil
