@@ -455,7 +455,17 @@ extension RosetFileSystem {
             }
             let nodeId = e.record.target.nodeId
             e.cond.unlock()
-            if let nodeId { return try updateMetadata(nodeId: nodeId, patch: patch) }
+            if let nodeId {
+                try updateMetadata(nodeId: nodeId, patch: patch)
+                // The entry's own metadata (from create) lies over the node's in stat and
+                // getxattr: keep it in step, or the old values would hide the new ones.
+                e.cond.withLock {
+                    guard var md = e.record.metadata else { return }
+                    for (k, v) in patch { md[k] = v == .null ? nil : v }
+                    e.record.metadata = md
+                }
+                return
+            }
         }
         if InodeTable.isSpoolKey(key) { throw FSError(ENOENT) }
         try updateMetadata(nodeId: key, patch: patch)
