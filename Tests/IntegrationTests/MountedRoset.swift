@@ -213,8 +213,13 @@ extension MountedRoset {
             print("skipped: real mounts need root, /dev/fuse, roset-server (ROSET_SERVER_BIN) and mount.roset built")
             return
         }
-        let fixture = try MountedRoset(serverArguments: serverArguments, options: options)
-        defer { fixture.close() }
+        // ROSET_IT_LOG=1 prints the daemon's log (with `debug` on) when the fixture closes.
+        let printLog = ProcessInfo.processInfo.environment["ROSET_IT_LOG"] == "1"
+        let fixture = try MountedRoset(serverArguments: serverArguments, options: options + (printLog ? ["debug"] : []))
+        defer {
+            if printLog { print("---- daemon log ----\n\(fixture.daemonLog.suffix(20_000))\n---- end ----") }
+            fixture.close()
+        }
         try body(fixture)
     }
 
