@@ -75,7 +75,12 @@ extension RosetFileSystem {
             if let e = pending(key: key) {
                 e.cond.lock()
                 e.waitWhileBusy()
-                if !e.isLive { e.cond.unlock(); continue }
+                if !e.isLive {
+                    // A finished entry left in the index would make this loop spin forever.
+                    e.cond.unlock()
+                    unregister(e)
+                    continue
+                }
                 reopen(e)
                 e.writers += 1
                 if truncate {

@@ -239,10 +239,14 @@ extension RosetFileSystem {
         }
         if case .pending(let e) = src {
             e.cond.lock()
-            e.record.target.parentId = dstParent
-            e.record.target.name = newName
-            try? e.persist(spool, state: e.record.state, durable: e.record.state != .open, now: now)
-            reindex(e, target: e.record.target)
+            // An entry that finished meanwhile is out of the index and its records are gone:
+            // writing a record or indexing it again would leave a stray record and a dead entry.
+            if e.isLive {
+                e.record.target.parentId = dstParent
+                e.record.target.name = newName
+                try? e.persist(spool, state: e.record.state, durable: e.record.state != .open, now: now)
+                reindex(e, target: e.record.target)
+            }
             e.cond.unlock()
         }
         cache.removeChild(srcParent, name: name)
@@ -318,6 +322,12 @@ extension RosetFileSystem {
         }
 
         e.cond.lock()
+        if !e.isLive {
+            // The upload completed (under the old name) while the node was being moved: the node
+            // is already where it belongs, and a finished entry must not be indexed again.
+            e.cond.unlock()
+            return .some(movedNode)
+        }
         e.record.target = target
         do { try e.persist(spool, state: e.record.state, durable: e.record.state != .open, now: now) }
         catch { logger.error("rename: journal record not written: \(error)") }
