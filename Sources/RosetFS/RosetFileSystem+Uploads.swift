@@ -28,13 +28,16 @@ extension RosetFileSystem: UploadDelegate {
         let dropMtime = e.dropRemoteMtime
         // Keep the key stable for anyone resolving the entry's inode from now on.
         e.record.target.nodeId = node.id
+        // Caches and index change before anyone else sees `.done`: an unlink or rename waiting
+        // on the entry must find them settled, or this late store would bring back a node it
+        // just removed (unlink right after an upload finished left the name listed).
+        cache.store(node)
+        unregister(e)
+        if oldKey != node.id { inodes.rekey(from: oldKey, to: node.id) }
         e.cond.broadcast()
         e.cond.unlock()
 
         spool.remove(entryId: e.id)
-        cache.store(node)
-        unregister(e)
-        if oldKey != node.id { inodes.rekey(from: oldKey, to: node.id) }
         budget.release(size)
         budget.drainEnded()
         logger.debug("upload confirmed", metadata: ["node": "\(node.id)", "bytes": "\(size)"])
