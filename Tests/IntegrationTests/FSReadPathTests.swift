@@ -48,6 +48,10 @@ struct FSReadPathTests {
             #expect(mismatches.isEmpty, "chunks with wrong bytes: \(mismatches)")
 
             let peak = try #require(f.daemonPeakRSS)
+            if let pid = f.daemonPID, let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) {
+                let lines = status.split(separator: "\n").filter { ["RssAnon", "RssFile", "Threads", "VmRSS"].contains(where: $0.hasPrefix) }
+                print("FSReadPathTests: daemon after the read: \(lines.joined(separator: ", "))")
+            }
             print("FSReadPathTests: daemon VmHWM \(peak >> 20) MiB after reading 512 MiB with cache_size_mb=16 (before the read: \(before >> 20) MiB)")
             #expect(peak <= (16 + 64) << 20, "VmHWM \(peak >> 20) MiB")
         }
