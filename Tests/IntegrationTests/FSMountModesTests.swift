@@ -71,6 +71,28 @@ struct FSMountModesTests {
         }
     }
 
+    @Test func secondSignalExitsAtOnceWithTheSpoolIntact() throws {
+        try MountedRoset.with(options: ["shutdown_grace=600"]) { f in
+            // Uploads hang far longer than anyone waits: only the second signal can end the daemon.
+            try f.server.setFaults(#"{"latencyMs":{"upload":300000}}"#)
+            let bytes = PatternBytes.make(count: 50_000, seed: 19)
+            #expect(Posix.write(f.path("kept"), bytes) == .ok)
+            let pid = try #require(f.daemonPID)
+            kill(pid, SIGTERM)
+            usleep(300_000)
+            #expect(f.daemonIsAlive, "the first signal should wait for the pending upload")
+            kill(pid, SIGTERM)
+            #expect(f.mount?.waitForExit(timeout: 60) != nil, "the second signal did not end the daemon")
+            f.unmount()
+            #expect(!MountProcess.isRosetMount(f.mountpoint))
+            #expect(f.spoolEntryFiles().contains { $0.contains("data/") }, "\(f.spoolFiles())")
+            try f.server.clearFaults()
+            try f.mountAgain()
+            #expect(Posix.read(f.path("kept")).1 == bytes)
+            #expect(f.eventually { (try? f.remoteContent("kept")) == bytes })
+        }
+    }
+
     @Test func umountWithAPendingUploadKeepsTheData() throws {
         try MountedRoset.with(options: ["shutdown_grace=1"]) { f in
             try f.server.setFaults(#"{"latencyMs":{"upload":8000}}"#)

@@ -46,6 +46,22 @@ struct FSWritePathTests {
         }
     }
 
+    @Test func fsyncReportsAFailingUploadAsEIO() throws {
+        try MountedRoset.with { f in
+            try f.server.setFaults(#"{"errorRate":{"upload":1},"errorStatuses":[500]}"#)
+            let bytes = PatternBytes.make(count: 10_000, seed: 18)
+            let d = try #require(OpenDescriptor(f.path("failing"), O_WRONLY | O_CREAT | O_TRUNC))
+            #expect(d.write(bytes) == .ok)
+            #expect(d.fsync() == .failed(EIO))
+            #expect(d.close() == .ok)
+            // The data stays in the spool and is retried: it arrives once the store recovers.
+            #expect(f.spoolEntryFiles().contains { $0.contains("data/") })
+            #expect(Posix.read(f.path("failing")).1 == bytes)
+            try f.server.clearFaults()
+            #expect(f.eventually(timeout: 120) { (try? f.remoteContent("failing")) == bytes })
+        }
+    }
+
     @Test func touchMakesAnEmptyObject() throws {
         try MountedRoset.with { f in
             #expect(Posix.touch(f.path("empty")) == .ok)
