@@ -89,6 +89,39 @@ struct FSCacheTests {
         }
     }
 
+    @Test func pageCacheIsKeptAcrossOpensOfAnUnchangedFile() throws {
+        try MountedRoset.with(options: ["cache_ttl=1"]) { f in
+            let bytes = PatternBytes.make(count: 1 << 20, seed: 20)
+            let node = try f.uploadRemote(name: "cached", bytes: bytes)
+            #expect(Posix.read(f.path("cached")).1 == bytes)
+            // fincore opens the file again and counts its pages in the page cache: with
+            // FOPEN_KEEP_CACHE they survive that open; without it the open would drop them.
+            guard let resident = Self.residentBytes(f.path("cached")) else {
+                print("note: fincore(1) not available; page-cache check skipped")
+                return
+            }
+            #expect(resident == bytes.count, "resident after reopen: \(resident)")
+            // Once the object changed (same size, new version), an open drops the old pages.
+            try f.uploadRemote(name: "cached", bytes: PatternBytes.make(count: 1 << 20, seed: 21), replacing: node.id)
+            #expect(f.eventually(timeout: 30) { Self.residentBytes(f.path("cached")) == 0 })
+            #expect(Posix.read(f.path("cached")).1 == PatternBytes.make(count: 1 << 20, seed: 21))
+        }
+    }
+
+    /// Bytes of `path` in the page cache, from fincore(1).
+    static func residentBytes(_ path: String) -> Int? {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/fincore") else { return nil }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/fincore")
+        p.arguments = ["--bytes", "--noheadings", "--output", "RES", path]
+        let out = Pipe()
+        p.standardOutput = out
+        guard (try? p.run()) != nil else { return nil }
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
     @Test func reopenReadsTheNewContentAfterARemoteChange() throws {
         try MountedRoset.with(options: ["cache_ttl=1"]) { f in
             let one = PatternBytes.make(count: 200_000, seed: 6)
