@@ -281,7 +281,12 @@ extension RosetFileSystem {
         case .pending(let d)?:
             let dTarget = d.cond.withLock { d.record.target }
             _ = cancel(d, reason: "replaced by rename")
-            if let id = dTarget.nodeId {
+            if let id = dTarget.nodeId, dTarget.createdByUpload, (try? controlPlane.node(id: id)) == nil {
+                // That node existed only through d's first upload, which the cancel just aborted
+                // (the server drops a node that never got content): there is nothing to become a
+                // version of, so the entry takes the name (saving twice while the first save uploads).
+                cache.removeNode(id)
+            } else if let id = dTarget.nodeId {
                 replacedNode = cache.lastKnownNode(id) ?? Node(id: id, parentId: to.0, name: to.1, type: .file)
             }
         case nil: break
