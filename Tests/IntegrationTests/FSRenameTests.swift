@@ -60,6 +60,25 @@ struct FSRenameTests {
         }
     }
 
+    @Test func savingTwiceWhileTheFirstSaveIsStillUploading() throws {
+        try MountedRoset.with { f in
+            try f.server.setFaults(#"{"latencyMs":{"upload":1500}}"#)
+            let first = PatternBytes.make(count: 30_000, seed: 22)
+            let second = PatternBytes.make(count: 20_000, seed: 23)
+            #expect(Posix.write(f.path("doc.tmp"), first) == .ok)
+            #expect(Posix.rename(f.path("doc.tmp"), f.path("doc")) == .ok)
+            #expect(Posix.write(f.path("doc.tmp"), second) == .ok)
+            #expect(Posix.rename(f.path("doc.tmp"), f.path("doc")) == .ok)
+            #expect(Posix.read(f.path("doc")).1 == second)
+            #expect(Set(Posix.listDirectory(f.mountpoint).1) == [".", "..", "doc"])
+            try f.server.clearFaults()
+            #expect(f.eventually { f.spoolEntryFiles().isEmpty }, "left: \(f.spoolEntryFiles())")
+            #expect(f.remoteContentIfAny("doc") == second)
+            #expect(f.remoteNodeIfAny("doc.tmp") == nil)
+            #expect(Set(try f.api.children(of: try f.rootId).map(\.name)) == ["doc"])
+        }
+    }
+
     @Test func renameOfUploadedFileOverUploadedFile() throws {
         try MountedRoset.with { f in
             let a = Array("AAAA".utf8), b = Array("BB".utf8)
