@@ -70,7 +70,21 @@ func fuseOptions(_ config: MountConfiguration) -> FUSEMountOptions {
         maxRead: config.maxRead, blockSize: config.blockSize, maxThreads: config.maxThreads)
 }
 
+/// mallopt(M_ARENA_MAX, n); <malloc.h> is not in Swift's Glibc module, so found by name.
+func capMallocArenas(_ n: Int32) {
+    typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+    let M_ARENA_MAX: Int32 = -8
+    guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
+    _ = unsafeBitCast(sym, to: Mallopt.self)(M_ARENA_MAX, n)
+}
+
 func serve(_ config: MountConfiguration, _ reporter: ReadinessReporter) -> Int32 {
+    // glibc gives each thread that mallocs its own arena (up to 8 per core) and keeps freed
+    // memory there: with libfuse's worker threads each allocating ~1 MiB read replies, the
+    // arenas alone held ~17 MiB beyond cache_size_mb while reading one large file. Four arenas
+    // keep peak memory near the cache bound (measured: VmHWM 81 -> 69 MiB, cache_size_mb=16).
+    // Before any thread of ours exists, so every thread shares the cap.
+    capMallocArenas(4)
     let logger = Logger(label: "roset.mount")
     for warning in config.warnings { logger.warning("\(warning)") }
     // Until the session exists a signal just ends the process: nothing is mounted yet and the

@@ -53,7 +53,10 @@ extension RosetFileSystem {
     /// Puts a sealed (or uploading) entry back into `.writing` (caller holds cond, not busy).
     func reopen(_ e: SpoolEntry) {
         guard e.phase == .queued || e.phase == .uploading else { return }
-        let token = e.record.upload?.token
+        // Aborting the upload whose init created the node would make the server drop that node
+        // (it never got content), and the next attempt's init(nodeId:) would find nothing: such
+        // a token is left to expire instead.
+        let token = e.record.target.createdByUpload ? nil : e.record.upload?.token
         e.generation += 1
         e.phase = .writing
         e.record.upload = nil
@@ -72,7 +75,12 @@ extension RosetFileSystem {
             if let e = pending(key: key) {
                 e.cond.lock()
                 e.waitWhileBusy()
-                if !e.isLive { e.cond.unlock(); continue }
+                if !e.isLive {
+                    // A finished entry left in the index would make this loop spin forever.
+                    e.cond.unlock()
+                    unregister(e)
+                    continue
+                }
                 reopen(e)
                 e.writers += 1
                 if truncate {
@@ -459,7 +467,17 @@ extension RosetFileSystem {
             }
             let nodeId = e.record.target.nodeId
             e.cond.unlock()
-            if let nodeId { return try updateMetadata(nodeId: nodeId, patch: patch) }
+            if let nodeId {
+                try updateMetadata(nodeId: nodeId, patch: patch)
+                // The entry's own metadata (from create) lies over the node's in stat and
+                // getxattr: keep it in step, or the old values would hide the new ones.
+                e.cond.withLock {
+                    guard var md = e.record.metadata else { return }
+                    for (k, v) in patch { md[k] = v == .null ? nil : v }
+                    e.record.metadata = md
+                }
+                return
+            }
         }
         try updateMetadata(nodeId: try settled(key), patch: patch)
     }

@@ -250,9 +250,11 @@ extension RosetFileSystem {
         }
         if case .pending(let e) = src {
             e.cond.lock()
-            e.record.target.parentId = dstParent
-            e.record.target.name = newName
+            // An entry that finished meanwhile is out of the index and its records are gone:
+            // writing a record or indexing it again would leave a stray record and a dead entry.
             if e.isLive {
+                e.record.target.parentId = dstParent
+                e.record.target.name = newName
                 try? e.persist(spool, state: e.record.state, durable: e.record.state != .open, now: now)
                 reindex(e, target: e.record.target)
             }
@@ -290,7 +292,15 @@ extension RosetFileSystem {
         case .remote(let n)?: replacedNode = n
         case .pending(let d)?:
             if let id = cancel(d, reason: "replaced by rename", waitForInit: true) {
-                replacedNode = cache.lastKnownNode(id) ?? Node(id: id, parentId: to.0, name: to.1, type: .file)
+                if d.cond.withLock({ d.record.target.createdByUpload }), (try? controlPlane.node(id: id)) == nil {
+                    // That node existed only through d's first upload, which the cancel just
+                    // aborted (the server drops a node that never got content): there is nothing
+                    // to become a version of, so the entry takes the name (saving twice while the
+                    // first save uploads).
+                    cache.removeNode(id)
+                } else {
+                    replacedNode = cache.lastKnownNode(id) ?? Node(id: id, parentId: to.0, name: to.1, type: .file)
+                }
             }
         case nil: break
         }

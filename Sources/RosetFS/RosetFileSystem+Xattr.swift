@@ -29,7 +29,14 @@ extension RosetFileSystem {
         let exists = metadata[metadataKey].map { $0 != .null } ?? false
         if flags & xattrCreate != 0 && exists { throw FSError(EEXIST) }
         if flags & xattrReplace != 0 && !exists { throw FSError(ENODATA) }
-        try applyMetadata(key: key, patch: [metadataKey: XattrCodec.encode(value)])
+        let encoded = XattrCodec.encode(value)
+        // The server caps a node's whole metadata: a value that cannot fit even alone is too big
+        // (E2BIG); one that does not fit beside the others finds no space (ENOSPC). Not EIO.
+        if XattrCodec.jsonBytes([metadataKey: encoded]) > XattrCodec.maxMetadataBytes { throw FSError(E2BIG) }
+        var merged = metadata
+        merged[metadataKey] = encoded
+        if XattrCodec.jsonBytes(merged) > XattrCodec.maxMetadataBytes { throw FSError(ENOSPC) }
+        try applyMetadata(key: key, patch: [metadataKey: encoded])
     }
 
     public func getxattr(inode: InodeNumber, name: String) throws -> [UInt8] {

@@ -166,7 +166,10 @@ final class Uploader: @unchecked Sendable {
         entry.cond.unlock()
 
         let now = tuning.now()
-        if let p = progress, p.multipart != plan.isMultipart || p.partSize != plan.partSize
+        // A single-PUT session cannot be resumed: its uploadUrl is not kept and the server gives
+        // part URLs only for multipart sessions (a retry or the next mount would loop on 400s).
+        // It has no partial progress to lose either, so it starts over with a new init.
+        if let p = progress, !p.multipart || p.multipart != plan.isMultipart || p.partSize != plan.partSize
             || p.expiresAt < now.timeIntervalSince1970 + 60 {
             progress = nil
         }

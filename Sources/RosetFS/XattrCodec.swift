@@ -12,6 +12,13 @@ enum XattrCodec {
     static let binaryMarker = "base64:"
     static let maxNameBytes = 255
     static let maxValueBytes = 64 * 1024
+    /// The server's limit on a node's metadata as serialized JSON (roset-api.md: 64 KB).
+    static let maxMetadataBytes = 64 * 1024
+
+    /// The size of `metadata` as JSON, as the server measures it (slashes escaped, an upper bound).
+    static func jsonBytes(_ metadata: [String: JSONValue]) -> Int {
+        (try? JSONEncoder().encode(metadata).count) ?? Int.max
+    }
 
     /// The metadata key of an xattr name, or the errno the name deserves.
     static func key(for name: String) throws -> String {

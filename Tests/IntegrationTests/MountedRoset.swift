@@ -143,3 +143,100 @@ final class MountedRoset: @unchecked Sendable {
         }
     }
 }
+
+// MARK: - Added for the FS* suites
+
+extension MountedRoset {
+    /// What the daemon logged so far (foreground mode logs to stderr).
+    var daemonLog: String { mount?.stderr ?? "" }
+
+    /// Whether the daemon process is still running.
+    var daemonIsAlive: Bool { mount?.isRunning ?? false }
+
+    /// Puts a file on the server behind the mount's back (single PUT from a local file), the way
+    /// another client would. Returns the new node.
+    @discardableResult
+    func uploadRemote(name: String, parentId: String? = nil, contentsOf localPath: String) throws -> Node {
+        let size = Int64((try FileManager.default.attributesOfItem(atPath: localPath)[.size] as? NSNumber)?.int64Value ?? 0)
+        let parent = try parentId ?? rootId
+        let grant = try api.initUpload(UploadRequest(parentId: parent, name: name, size: size, multipart: false))
+        let fd = open(localPath, O_RDONLY)
+        guard fd >= 0 else { throw POSIXError(.ENOENT) }
+        defer { Glibc.close(fd) }
+        let etag = try api.write(url: grant.uploadURL ?? "", fileDescriptor: fd, offset: 0, length: size)
+        return try api.commitUpload(token: grant.uploadToken, etag: etag, size: size)
+    }
+
+    /// Same, from bytes in memory; a new version when `name` exists (replace through `nodeId`).
+    @discardableResult
+    func uploadRemote(name: String, parentId: String? = nil, bytes: [UInt8], replacing nodeId: String? = nil) throws -> Node {
+        let local = scratch.url.appendingPathComponent("upload-\(UUID().uuidString.prefix(8))").path
+        _ = FileManager.default.createFile(atPath: local, contents: Data(bytes))
+        defer { try? FileManager.default.removeItem(atPath: local) }
+        if let nodeId {
+            let size = Int64(bytes.count)
+            let grant = try api.initUpload(UploadRequest(nodeId: nodeId, size: size, multipart: false))
+            let fd = open(local, O_RDONLY)
+            defer { Glibc.close(fd) }
+            let etag = try api.write(url: grant.uploadURL ?? "", fileDescriptor: fd, offset: 0, length: size)
+            return try api.commitUpload(token: grant.uploadToken, etag: etag, size: size)
+        }
+        return try uploadRemote(name: name, parentId: parentId, contentsOf: local)
+    }
+
+    /// The server's SQLite database (test plumbing for states the API refuses to create).
+    var serverDatabase: String? {
+        let dir = server.dataDirectory.path
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return names.first { $0.hasSuffix(".sqlite") || $0.hasSuffix(".db") || $0.hasSuffix(".sqlite3") }.map { dir + "/" + $0 }
+    }
+
+    /// Runs one SQL statement on the server's database with sqlite3(1); true on success.
+    func serverSQL(_ sql: String) -> Bool {
+        guard let db = serverDatabase, FileManager.default.isExecutableFile(atPath: "/usr/bin/sqlite3") else { return false }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        p.arguments = ["-cmd", ".timeout 10000", db, sql]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return false }
+        p.waitUntilExit()
+        return p.terminationStatus == 0
+    }
+}
+
+extension MountedRoset {
+    /// Runs `body` with a fresh fixture that is always closed afterwards; prints why and does
+    /// nothing when real mounts cannot run here.
+    static func with(options: [String] = [], serverArguments: [String] = [], _ body: (MountedRoset) throws -> Void) throws {
+        guard isAvailable else {
+            print("skipped: real mounts need root, /dev/fuse, roset-server (ROSET_SERVER_BIN) and mount.roset built")
+            return
+        }
+        // ROSET_IT_LOG=1 prints the daemon's log (with `debug` on) when the fixture closes.
+        let printLog = ProcessInfo.processInfo.environment["ROSET_IT_LOG"] == "1"
+        let fixture = try MountedRoset(serverArguments: serverArguments, options: options + (printLog ? ["debug"] : []))
+        defer {
+            if printLog { print("---- daemon log ----\n\(fixture.daemonLog.suffix(20_000))\n---- end ----") }
+            fixture.close()
+        }
+        try body(fixture)
+    }
+
+    /// Spool files that hold written data or journal records (not LOCK/IDENTITY).
+    func spoolEntryFiles() -> [String] {
+        spoolFiles().filter { $0.contains("data/") || $0.contains("journal/") }
+    }
+
+    /// The node's metadata value under `key`, as the control plane has it.
+    func remoteMetadata(_ relative: String, _ key: String) throws -> JSONValue? {
+        try remoteNode(relative)?.metadata[key]
+    }
+}
+
+extension MountedRoset {
+    /// Non-throwing forms for use inside `#expect` (a failed request reads as "absent").
+    func remoteNodeIfAny(_ relative: String) -> Node? { (try? remoteNode(relative)) ?? nil }
+    func remoteContentIfAny(_ relative: String) -> [UInt8]? { (try? remoteContent(relative)) ?? nil }
+    func remoteMetadataIfAny(_ relative: String, _ key: String) -> JSONValue? { (try? remoteMetadata(relative, key)) ?? nil }
+}

@@ -174,3 +174,121 @@ private func volumeStatus(_ path: String) -> (Sys, statvfs) {
     let rc = statvfs(path, &st)
     return (.check(rc), st)
 }
+
+// MARK: - Added for the FS* suites: descriptors, times, raw getdents, running as another user.
+
+/// An open descriptor with the calls the write-path tests make on it; `close()` returns the
+/// errno close(2) gave (close waits for the flush, and with close_wait for the upload).
+final class OpenDescriptor {
+    let fd: Int32
+    private var closed = false
+
+    init?(_ path: String, _ flags: Int32, _ mode: mode_t = 0o644) {
+        let fd = Glibc.open(path, flags, mode)
+        guard fd >= 0 else { return nil }
+        self.fd = fd
+    }
+
+    deinit { if !closed { Glibc.close(fd) } }
+
+    @discardableResult
+    func pwrite(_ bytes: [UInt8], at offset: Int) -> Sys {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes[done...].withUnsafeBytes { Glibc.pwrite(fd, $0.baseAddress, $0.count, off_t(offset + done)) }
+            guard n > 0 else { return .failed(errno) }
+            done += n
+        }
+        return .ok
+    }
+
+    @discardableResult
+    func write(_ bytes: [UInt8]) -> Sys {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes[done...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            guard n > 0 else { return .failed(errno) }
+            done += n
+        }
+        return .ok
+    }
+
+    func pread(count: Int, at offset: Int) -> (Sys, [UInt8]) {
+        var buf = [UInt8](repeating: 0, count: count)
+        let n = buf.withUnsafeMutableBytes { Glibc.pread(fd, $0.baseAddress, count, off_t(offset)) }
+        guard n >= 0 else { return (.failed(errno), []) }
+        return (.ok, Array(buf[0..<n]))
+    }
+
+    func fsync() -> Sys { .check(Glibc.fsync(fd)) }
+
+    func close() -> Sys {
+        closed = true
+        return .check(Glibc.close(fd))
+    }
+}
+
+extension Posix {
+    /// utimensat(2) with explicit atime and mtime (seconds, nanoseconds).
+    static func utimens(_ path: String, atime: (Int, Int), mtime: (Int, Int)) -> Sys {
+        var times = [timespec(tv_sec: atime.0, tv_nsec: atime.1), timespec(tv_sec: mtime.0, tv_nsec: mtime.1)]
+        return .check(utimensat(AT_FDCWD, path, &times, 0))
+    }
+
+    /// mknod(2) of a regular file.
+    static func mknodRegular(_ path: String) -> Sys { .check(Glibc.mknod(path, S_IFREG | 0o644, 0)) }
+
+    /// Creates an empty file the way touch(1) does (open O_CREAT, close).
+    static func touch(_ path: String) -> Sys {
+        let fd = Glibc.open(path, O_WRONLY | O_CREAT, 0o644)
+        guard fd >= 0 else { return .failed(errno) }
+        return .check(Glibc.close(fd))
+    }
+
+    /// The names one getdents64(2) call returns with a `bufferSize`-byte buffer, so a test can
+    /// interleave changes between the calls of one directory walk. Empty at the end.
+    static func getdents(_ fd: Int32, bufferSize: Int = 1024) -> (Sys, [String]) {
+        typealias Fn = @convention(c) (Int32, UnsafeMutableRawPointer?, Int) -> Int
+        guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "getdents64") else { return (.failed(ENOSYS), []) }
+        let fn = unsafeBitCast(sym, to: Fn.self)
+        var buf = [UInt8](repeating: 0, count: bufferSize)
+        let n = buf.withUnsafeMutableBytes { fn(fd, $0.baseAddress, bufferSize) }
+        guard n >= 0 else { return (.failed(errno), []) }
+        var names: [String] = []
+        var pos = 0
+        // struct linux_dirent64 { u64 d_ino; s64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
+        while pos < n {
+            let reclen = Int(buf[pos + 16]) | Int(buf[pos + 17]) << 8
+            let nameBytes = buf[(pos + 19)..<(pos + reclen)].prefix { $0 != 0 }
+            names.append(String(decoding: nameBytes, as: UTF8.self))
+            pos += reclen
+        }
+        return (.ok, names)
+    }
+
+    /// Runs `/bin/sh -c command` as `uid`/`gid` (no supplementary groups) through setpriv;
+    /// returns the exit status and stderr.
+    static func runAs(uid: UInt32, gid: UInt32, _ command: String) -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        p.arguments = ["--reuid=\(uid)", "--regid=\(gid)", "--clear-groups", "/bin/sh", "-c", command]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        do { try p.run() } catch { return (-1, "\(error)") }
+        let data = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// The options column of the mount at `path` in /proc/mounts.
+    static func mountOptions(_ path: String) -> [String] {
+        guard let text = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8) else { return [] }
+        var found: [String] = []
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: " ")
+            if f.count > 3, f[1] == path { found = f[3].split(separator: ",").map(String.init) }
+        }
+        return found
+    }
+}

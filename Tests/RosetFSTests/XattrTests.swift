@@ -40,7 +40,9 @@ import RosetClient
         let inode = try h.fs.lookup(parent: rootInode, name: "f").attributes.inode
         #expect(h.errno { try h.fs.setxattr(inode: inode, name: "user." + String(repeating: "n", count: 251), value: [], flags: 0) } == ERANGE)
         #expect(h.errno { try h.fs.setxattr(inode: inode, name: "user.big", value: [UInt8](repeating: 1, count: 65537), flags: 0) } == E2BIG)
-        try h.fs.setxattr(inode: inode, name: "user.max", value: [UInt8](repeating: 65, count: 65536), flags: 0)
+        // The server keeps at most 64 KB of metadata per node: a 64 KiB value cannot fit it.
+        #expect(h.errno { try h.fs.setxattr(inode: inode, name: "user.max", value: [UInt8](repeating: 65, count: 65536), flags: 0) } == E2BIG)
+        try h.fs.setxattr(inode: inode, name: "user.large", value: [UInt8](repeating: 65, count: 60_000), flags: 0)
         for name in ["security.selinux", "trusted.x", "system.posix_acl_access"] {
             #expect(h.errno { try h.fs.setxattr(inode: inode, name: name, value: [1], flags: 0) } == ENOTSUP)
             #expect(h.errno { _ = try h.fs.getxattr(inode: inode, name: name) } == ENOTSUP)
