@@ -83,8 +83,9 @@ struct FSBasicsTests {
 
     @Test func readdirOffsetsSurviveChangesDuringTheWalk() throws {
         try MountedRoset.with { f in
-            #expect(Posix.mkdir(f.path("dir")) == .ok)
-            let dirId = try #require(try f.remoteNode("dir")).id
+            // The folder and its entries are made behind the mount's back (a folder this mount
+            // made itself would start with a cached empty listing, valid for cache_ttl).
+            let dirId = try f.api.createFolder(name: "dir", parentId: try f.rootId, metadata: nil).id
             let initial = (0..<400).map { String(format: "item-%04d-with-a-longer-name", $0) }
             for name in initial { _ = try f.api.createFolder(name: name, parentId: dirId, metadata: nil) }
 
