@@ -250,8 +250,17 @@ extension RosetFileSystem {
         let node = try currentNode(key)
         let objectKey = "\(node.id):\(node.etag ?? node.versionId ?? String(node.updatedAt.timeIntervalSince1970)):\(node.size)"
         if file.lock.withLock({ file.readerKey == objectKey && file.reader != nil }) { return }
-        let source = try remote("open") { try SignedURLReader(nodeId: node.id, controlPlane: controlPlane, store: store) }
-        let reader = ObjectReader(objectKey: objectKey, size: source.size, source: source, cache: blockCache)
+        let source: RangeSource
+        let size: Int64
+        do {
+            let signed = try remote("open") { try SignedURLReader(nodeId: node.id, controlPlane: controlPlane, store: store) }
+            (source, size) = (signed, signed.size)
+        } catch let error as FSError where error.errno == ENOENT && node.size == 0 && node.etag == nil && node.versionId == nil {
+            // Another client's upload that has not completed yet: the node exists (the server
+            // shows it from init on) but has no content. It reads as the empty file stat shows.
+            (source, size) = (NoContent(), 0)
+        }
+        let reader = ObjectReader(objectKey: objectKey, size: size, source: source, cache: blockCache)
         file.lock.withLock {
             file.reader?.close()
             file.reader = reader
@@ -488,3 +497,8 @@ extension RosetFileSystem {
     }
 }
 
+
+/// The content of a node whose first upload has not completed: nothing.
+private final class NoContent: RangeSource {
+    func read(offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int { 0 }
+}

@@ -36,6 +36,18 @@ import RosetClient
         #expect(try h.fs.getattr(inode: inode, handle: nil).attributes.size == 10_000)
     }
 
+    @Test func anotherClientsUnfinishedUploadReadsAsEmpty() throws {
+        let h = try Harness()
+        // Another client has initialised an upload: the server shows the node, with no content yet.
+        _ = try h.cloud.initUpload(UploadRequest(parentId: try h.cloud.resolveRoot().id, name: "incoming",
+                                                 size: 10, multipart: true))
+        let entry = try h.fs.lookup(parent: rootInode, name: "incoming")
+        #expect(entry.attributes.size == 0)
+        let open = try h.fs.open(inode: entry.attributes.inode, flags: O_RDONLY, context: h.ctx)
+        #expect(try h.fs.read(inode: entry.attributes.inode, handle: open.handle, offset: 0, size: 4096) == [])
+        try h.fs.release(inode: entry.attributes.inode, handle: open.handle)
+    }
+
     @Test func touchProducesAnEmptyObject() throws {
         let h = try Harness()
         try h.writeFile("empty", [])
