@@ -116,9 +116,24 @@ func serve(_ config: MountConfiguration, _ reporter: ReadinessReporter) -> Int32
         return MountHelperError.mountFailureStatus
     }
     logger.notice("mounted \(config.fsName) on \(config.mountpoint)")
+    // The registry lets `mount.roset status DIR` find this spool, also after a crash.
+    let rosetFS = fs as? RosetFileSystem
+    let mountpoint = MountRegistry.canonical(config.mountpoint)
+    if let rosetFS, !config.readOnly {
+        MountRegistry.register(MountRegistration(mountpoint: mountpoint, spoolFolder: rosetFS.spoolFolder, pid: getpid(),
+                                                 mountId: config.mountId ?? "default", startedAt: Date().timeIntervalSince1970))
+        rosetFS.startStatusPublisher()
+    }
     reporter.ready()
     let result = session.run()
+    // Kept while the spool still holds something: status then shows what waits for the next mount.
+    if let rosetFS, !config.readOnly, SpoolReport.read(folder: rosetFS.spoolFolder).pending.isEmpty {
+        MountRegistry.unregister(mountpoint: mountpoint, pid: getpid())
+    }
     return result == 0 ? 0 : 1
 }
 
+if let status = StatusCommandLine.parse(Array(CommandLine.arguments.dropFirst())) {
+    exit(StatusCommand.run(status))
+}
 MountProgram.run(work: serve)
