@@ -3,7 +3,11 @@
 // FORMAT, version 1 (recovery reads exactly this; bump `JournalRecord.currentFormat` on change)
 //
 //   <spoolDirectory>/<first 16 hex of sha256(apiURL + "\n" + mountId)>/   mode 0700
-//     LOCK                 flock(LOCK_EX) held by the one daemon using the folder; holds its pid
+//     LOCK                 flock(LOCK_EX) held by the one daemon using the folder; holds its pid.
+//                          A new daemon finding it held waits only if STATUS says the holder is
+//                          `draining` (unmounted, finishing uploads), else it is refused at once
+//     STATUS               the holder's state and upload counters (SpoolStatus.swift); not
+//                          needed by recovery, read by `mount.roset status`
 //     IDENTITY             "roset-spool 1", the api URL (userinfo removed) and the mount id
 //     data/<entryId>       the file's full content (entryId: lowercase UUID)
 //     journal/<entryId>.<sequence, 10 digits>.rec   one journal record (JournalRecord.swift):
