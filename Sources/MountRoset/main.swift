@@ -18,10 +18,22 @@ import Glibc
 /// the mount with a message instead of mounting a broken tree. Runs in the daemon, after the
 /// forks: libcurl's and the uploader's threads start here, never earlier.
 func makeFileSystem(_ config: MountConfiguration) throws -> FileSystemOperations {
-    let client = RosetAPIClient(configuration: ClientConfiguration(
-        apiURL: config.apiURL.absoluteString, apiKey: config.apiKey.value, mountId: config.mountId,
-        connectTimeout: config.connectTimeout, requestTimeout: config.requestTimeout,
-        logger: Logger(label: "roset.client")))
+    func client(maxAttempts: Int) -> RosetAPIClient {
+        RosetAPIClient(configuration: ClientConfiguration(
+            apiURL: config.apiURL.absoluteString, apiKey: config.apiKey.value, mountId: config.mountId,
+            connectTimeout: config.connectTimeout, requestTimeout: config.requestTimeout, maxAttempts: maxAttempts,
+            logger: Logger(label: "roset.client")))
+    }
+    // A wrong key or an unreachable control plane fails the mount after the client's usual few
+    // attempts. Once mounted, a failed call becomes an errno in some application, so the
+    // mount's own client tries harder: with 20% of answers failing (a flaky store), 10 attempts
+    // leave about one call in four million failing, where 5 left one in two thousand.
+    do {
+        _ = try client(maxAttempts: 5).resolveRoot()
+    } catch let error as RosetError {
+        throw MountHelperError(startupMessage(for: error, config: config), exitStatus: MountHelperError.mountFailureStatus)
+    }
+    let client = client(maxAttempts: 10)
     var fs = FileSystemConfiguration(apiURL: client.configuration.apiURL, mountId: config.mountId ?? "default",
                                      spoolDirectory: config.spoolDirectory)
     fs.cacheTTL = config.cacheTTL
