@@ -80,10 +80,21 @@ public enum MountRegistry {
         return "/tmp/roset-\(getuid())/mounts"
     }
 
+    /// The mount point's absolute path with its parent's symlinks resolved. The mount point
+    /// itself is never touched (no stat, no realpath): the daemon registers before it serves
+    /// requests (a stat would wait for itself), and after a crash it answers ENOTCONN.
     public static func canonical(_ path: String) -> String {
-        guard let resolved = realpath(path, nil) else { return (path as NSString).standardizingPath }
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        var parts: [Substring] = []
+        for part in absolute.split(separator: "/") where part != "." {
+            if part == ".." { _ = parts.popLast() } else { parts.append(part) }
+        }
+        guard let name = parts.popLast() else { return "/" }
+        let parent = "/" + parts.joined(separator: "/")
+        guard let resolved = realpath(parent, nil) else { return parent + (parts.isEmpty ? "" : "/") + name }
         defer { free(resolved) }
-        return String(cString: resolved)
+        let base = String(cString: resolved)
+        return (base == "/" ? "" : base) + "/" + name
     }
 
     static func file(for mountpoint: String) -> String {

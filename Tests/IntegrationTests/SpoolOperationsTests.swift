@@ -150,8 +150,12 @@ struct SpoolOperationsTests {
         umount.arguments = [f.mountpoint]
         try umount.run()
         umount.waitUntilExit()
-        // The old daemon is still draining; the new mount waits for it instead of failing.
+        // The old daemon is still draining; status says so, and the new mount waits for it instead of failing.
+        let (_, drainingText, _) = try StatusCLI.run(f.mountpoint)
         let drainingAtRemount = old.isRunning
+        if drainingAtRemount && drainingText.contains("pid \(old.pid)") {
+            #expect(drainingText.contains("unmounted, finishing its uploads"), "\(drainingText)")
+        }
         try f.mountAgain(options: [])
         print("SpoolOperationsTests.mountAgainRightAfterUmount: old daemon still draining at remount: \(drainingAtRemount)")
         #expect(!old.isRunning, "the new daemon got the lock only after the old one let go")

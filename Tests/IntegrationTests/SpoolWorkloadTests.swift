@@ -31,6 +31,20 @@ struct SpoolWorkloadTests {
         return sizes
     }
 
+    /// The server's fault and request counters (GET /admin/stats).
+    static func serverStats(_ f: MountedRoset) -> [String: Int] {
+        guard let (status, body) = try? ServerProcess.request("GET", f.server.baseURL + "/admin/stats",
+                                                             headers: ["Authorization": "Bearer \(f.server.adminToken)"]),
+              status == 200, let obj = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else { return [:] }
+        var out: [String: Int] = [:]
+        func flatten(_ prefix: String, _ value: Any) {
+            if let dict = value as? [String: Any] { for (k, v) in dict { flatten(prefix.isEmpty ? k : prefix + "." + k, v) } }
+            else if let n = value as? Int { out[prefix] = n }
+        }
+        flatten("", obj)
+        return out
+    }
+
     @Test func fiveHundredFilesThroughAFailingStore() throws {
         if let why = SpoolCrashTests.skipReason() { print("skipped: \(why)"); return }
         let f = try MountedRoset(options: ["part_size_mb=5", "upload_concurrency=8"])
@@ -58,6 +72,7 @@ struct SpoolWorkloadTests {
         let drained = SpoolCrash.waitForDrain(f, timeout: 420)
         let drainSeconds = Date().timeIntervalSince(started)
         let retries = (try? StatusCLI.json(f.mountpoint))?["uploadFailures"] as? Int ?? -1
+        let stats = Self.serverStats(f)
         try f.server.clearFaults()
         #expect(drained, "every upload completes under the faults")
 
@@ -73,6 +88,9 @@ struct SpoolWorkloadTests {
         print("SpoolWorkloadTests: \(sizes.count) files, \(total) bytes; writes \(String(format: "%.0f", writeSeconds)) s, drained after \(String(format: "%.0f", drainSeconds)) s; "
               + "failed upload attempts retried \(retries); writer errors \(errors.list.count), lost \(lost.count), "
               + "differing through the mount \(mountMismatch.count), duplicated \(duplicated), children \(children.count)")
+        print("SpoolWorkloadTests: server injected \(stats["faults.errors"] ?? -1) errors and \(stats["faults.drops"] ?? -1) dropped connections "
+              + "in \((stats["requests.control"] ?? 0) + (stats["requests.upload"] ?? 0) + (stats["requests.download"] ?? 0)) requests")
+        #expect((stats["faults.errors"] ?? 0) > 0, "the faults were really injected")
         #expect(errors.list.isEmpty, "no error reaches the writers: \(errors.list.prefix(10))")
         #expect(lost.isEmpty, "lost or different: \(lost.prefix(10))")
         #expect(mountMismatch.isEmpty, "through the mount: \(mountMismatch.prefix(10))")
