@@ -18,10 +18,22 @@ import Glibc
 /// the mount with a message instead of mounting a broken tree. Runs in the daemon, after the
 /// forks: libcurl's and the uploader's threads start here, never earlier.
 func makeFileSystem(_ config: MountConfiguration) throws -> FileSystemOperations {
-    let client = RosetAPIClient(configuration: ClientConfiguration(
-        apiURL: config.apiURL.absoluteString, apiKey: config.apiKey.value, mountId: config.mountId,
-        connectTimeout: config.connectTimeout, requestTimeout: config.requestTimeout,
-        logger: Logger(label: "roset.client")))
+    func client(maxAttempts: Int) -> RosetAPIClient {
+        RosetAPIClient(configuration: ClientConfiguration(
+            apiURL: config.apiURL.absoluteString, apiKey: config.apiKey.value, mountId: config.mountId,
+            connectTimeout: config.connectTimeout, requestTimeout: config.requestTimeout, maxAttempts: maxAttempts,
+            logger: Logger(label: "roset.client")))
+    }
+    // A wrong key or an unreachable control plane fails the mount after the client's usual few
+    // attempts. Once mounted, a failed call becomes an errno in some application, so the
+    // mount's own client tries harder: with 20% of answers failing (a flaky store), 10 attempts
+    // leave about one call in four million failing, where 5 left one in two thousand.
+    do {
+        _ = try client(maxAttempts: 5).resolveRoot()
+    } catch let error as RosetError {
+        throw MountHelperError(startupMessage(for: error, config: config), exitStatus: MountHelperError.mountFailureStatus)
+    }
+    let client = client(maxAttempts: 10)
     var fs = FileSystemConfiguration(apiURL: client.configuration.apiURL, mountId: config.mountId ?? "default",
                                      spoolDirectory: config.spoolDirectory)
     fs.cacheTTL = config.cacheTTL
@@ -130,9 +142,24 @@ func serve(_ config: MountConfiguration, _ reporter: ReadinessReporter) -> Int32
         return MountHelperError.mountFailureStatus
     }
     logger.notice("mounted \(config.fsName) on \(config.mountpoint)")
+    // The registry lets `mount.roset status DIR` find this spool, also after a crash.
+    let rosetFS = fs as? RosetFileSystem
+    let mountpoint = MountRegistry.canonical(config.mountpoint)
+    if let rosetFS, !config.readOnly {
+        MountRegistry.register(MountRegistration(mountpoint: mountpoint, spoolFolder: rosetFS.spoolFolder, pid: getpid(),
+                                                 mountId: config.mountId ?? "default", startedAt: Date().timeIntervalSince1970))
+        rosetFS.startStatusPublisher()
+    }
     reporter.ready()
     let result = session.run()
+    // Kept while the spool still holds something: status then shows what waits for the next mount.
+    if let rosetFS, !config.readOnly, SpoolReport.read(folder: rosetFS.spoolFolder).pending.isEmpty {
+        MountRegistry.unregister(mountpoint: mountpoint, pid: getpid())
+    }
     return result == 0 ? 0 : 1
 }
 
+if let status = StatusCommandLine.parse(Array(CommandLine.arguments.dropFirst())) {
+    exit(StatusCommand.run(status))
+}
 MountProgram.run(work: serve)

@@ -24,6 +24,7 @@ extension RosetFileSystem: UploadDelegate {
         guard e.generation == generation, e.phase == .completing else { e.cond.unlock(); return }
         let oldKey = e.key
         try? e.persist(spool, state: .complete, durable: false, now: now)
+        TestCrashPoint.reached(.afterComplete)
         e.phase = .done
         e.completedGeneration = generation
         let size = e.record.size
@@ -216,12 +217,14 @@ extension RosetFileSystem: UploadDelegate {
         }
         guard first else { return }
         if config.readOnly { return }
+        let deadline = Date().addingTimeInterval(max(0, grace))
+        // A new mount of this spool started meanwhile waits for the lock instead of failing.
+        publishStatus(.draining, drainUntil: deadline)
         for e in liveEntries {
             e.cond.lock()
             if e.phase == .writing && e.materialized && !e.unlinked { try? seal(e) }
             e.cond.unlock()
         }
-        let deadline = Date().addingTimeInterval(max(0, grace))
         while Date() < deadline {
             let busy = liveEntries.contains { e in e.cond.withLock { e.phase == .queued || e.phase == .uploading || e.phase == .completing } }
             if !busy { break }
@@ -241,6 +244,7 @@ extension RosetFileSystem: UploadDelegate {
                 logger.info("shutdown: pending", metadata: ["name": "\(t.name)", "parent": "\(t.parentId)", "entry": "\(e.id)"])
             }
         }
+        publishStatus(.stopped)
         spool.unlock()
     }
 }

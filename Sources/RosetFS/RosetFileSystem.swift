@@ -79,7 +79,7 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         cache.store(root)
         blockCache = BlockCache(capacityBytes: max(1, configuration.cacheSizeMB) << 20)
         spool = try Spool(base: configuration.spoolDirectory, apiURL: configuration.apiURL, mountId: configuration.mountId,
-                          attach: !configuration.readOnly)
+                          attach: !configuration.readOnly, onWait: { logger.notice("\($0)") })
         budget = SpoolBudget(capacityBytes: Int64(max(1, configuration.spoolMaxMB)) << 20)
         let partSize = tuning.partSizeBytes ?? (Int64(max(5, configuration.partSizeMB)) << 20)
         uploader = Uploader(controlPlane: controlPlane, store: store, spool: spool, logger: logger, tuning: tuning,

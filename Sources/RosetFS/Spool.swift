@@ -3,7 +3,11 @@
 // FORMAT, version 1 (recovery reads exactly this; bump `JournalRecord.currentFormat` on change)
 //
 //   <spoolDirectory>/<first 16 hex of sha256(apiURL + "\n" + mountId)>/   mode 0700
-//     LOCK                 flock(LOCK_EX) held by the one daemon using the folder; holds its pid
+//     LOCK                 flock(LOCK_EX) held by the one daemon using the folder; holds its pid.
+//                          A new daemon finding it held waits only if STATUS says the holder is
+//                          `draining` (unmounted, finishing uploads), else it is refused at once
+//     STATUS               the holder's state and upload counters (SpoolStatus.swift); not
+//                          needed by recovery, read by `mount.roset status`
 //     IDENTITY             "roset-spool 1", the api URL (userinfo removed) and the mount id
 //     data/<entryId>       the file's full content (entryId: lowercase UUID)
 //     journal/<entryId>.<sequence, 10 digits>.rec   one journal record (JournalRecord.swift):
@@ -108,6 +112,9 @@ final class Spool: @unchecked Sendable {
     let deadFolder: String
     private var lockFD: Int32
     private let lock = NSLock()
+    /// Tests only (power-loss simulation): called at every point where the folder stands in a
+    /// state a crash or power cut could leave — after each record is durable, after each unlink.
+    var crashPointHook: ((String) -> Void)?
 
     static func folderName(apiURL: String, mountId: String) -> String {
         String(SHA256Hasher.hex(of: Array("\(apiURL)\n\(mountId)".utf8)).prefix(16))
@@ -115,7 +122,9 @@ final class Spool: @unchecked Sendable {
 
     /// Creates or opens the folder of (apiURL, mountId) under `base` and takes its lock.
     /// `attach: false` (read-only mounts) only computes the paths: no folder, no lock.
-    init(base: String, apiURL: String, mountId: String, attach: Bool = true) throws {
+    /// A holder that is draining (unmounted, finishing uploads) is waited for; `onWait` is told.
+    init(base: String, apiURL: String, mountId: String, attach: Bool = true,
+         onWait: (String) -> Void = { _ in }) throws {
         folder = (base as NSString).appendingPathComponent(Spool.folderName(apiURL: apiURL, mountId: mountId))
         dataFolder = folder + "/data"
         journalFolder = folder + "/journal"
@@ -137,7 +146,7 @@ final class Spool: @unchecked Sendable {
         guard fd >= 0 else {
             throw SpoolError(description: "cannot open the spool lock \(folder)/LOCK: \(String(cString: strerror(errno)))")
         }
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+        if flock(fd, LOCK_EX | LOCK_NB) != 0, !Spool.waitForDrainingHolder(fd: fd, folder: folder, onWait: onWait) {
             let holder = (try? String(contentsOfFile: folder + "/LOCK", encoding: .utf8))?
                 .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
             Glibc.close(fd)
@@ -154,6 +163,26 @@ final class Spool: @unchecked Sendable {
     }
 
     deinit { unlock() }
+
+    /// The lock is held: when its holder published `draining` (it was unmounted and only finishes
+    /// uploads), waits until it lets go, at most until its drain deadline plus a margin. A holder
+    /// still mounted is not waited for. True once the lock is ours.
+    private static func waitForDrainingHolder(fd: Int32, folder: String, onWait: (String) -> Void) -> Bool {
+        var told = false
+        let hardLimit = Date().addingTimeInterval(600)
+        while true {
+            guard let status = SpoolStatusFile.read(folder: folder), status.state != .mounted else { return false }
+            let until = min(hardLimit.timeIntervalSince1970, (status.drainUntil ?? Date().timeIntervalSince1970) + 15)
+            if Date().timeIntervalSince1970 > until { return false }
+            if !told {
+                onWait("the previous daemon (pid \(status.pid)) of spool folder \(folder) is finishing its uploads; "
+                       + "waiting up to \(Int(until - Date().timeIntervalSince1970)) s for it to let go")
+                told = true
+            }
+            usleep(100_000)
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { return true }
+        }
+    }
 
     /// Releases the folder for another daemon.
     func unlock() {
@@ -190,8 +219,12 @@ final class Spool: @unchecked Sendable {
             throw FSError(code == ENOSPC ? ENOSPC : EIO)
         }
         if durable { syncFolder(journalFolder) }
+        crashPointHook?("\(record.state.rawValue) record \(name) written")
         // The previous record, by name: no folder scan per write (thousands of entries pending).
-        if record.sequence > 0 { unlink("\(journalFolder)/\(recordName(record.entryId, record.sequence - 1))") }
+        if record.sequence > 0 {
+            unlink("\(journalFolder)/\(recordName(record.entryId, record.sequence - 1))")
+            crashPointHook?("record \(record.sequence - 1) of \(record.entryId) deleted")
+        }
     }
 
     func syncFolder(_ path: String) {
@@ -207,6 +240,7 @@ final class Spool: @unchecked Sendable {
     /// record is deleted by name; without, every record file of the entry (a folder scan).
     func remove(entryId: String, sequence: Int? = nil) {
         unlink(dataPath(entryId))
+        crashPointHook?("data of \(entryId) deleted")
         if let sequence {
             unlink("\(journalFolder)/\(recordName(entryId, sequence))")
         } else {

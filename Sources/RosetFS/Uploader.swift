@@ -36,6 +36,7 @@ final class Uploader: @unchecked Sendable {
     private let configuredPartSize: Int64
     private let concurrency: Int
     weak var delegate: UploadDelegate?
+    let counters = UploadCounters()
 
     private let cond = NSCondition()
     private var queue: [SpoolEntry] = []
@@ -114,11 +115,13 @@ final class Uploader: @unchecked Sendable {
         entry.cond.unlock()
         do {
             let node = try upload(entry, generation: generation)
+            counters.recordSuccess()
             delegate?.uploadCompleted(entry, generation: generation, node: node)
         } catch is Abandoned {
             return
         } catch {
             let permanent = Uploader.isPermanent(error)
+            counters.recordFailure(error, at: tuning.now())
             entry.cond.lock()
             guard entry.generation == generation, entry.phase == .uploading || entry.phase == .completing else {
                 entry.cond.unlock(); return
@@ -166,9 +169,10 @@ final class Uploader: @unchecked Sendable {
         entry.cond.unlock()
 
         let now = tuning.now()
-        // A single-PUT session cannot be resumed: its uploadUrl is not kept and the server gives
-        // part URLs only for multipart sessions (a retry or the next mount would loop on 400s).
-        // It has no partial progress to lose either, so it starts over with a new init.
+        // A single-PUT session cannot be resumed: its one URL came with init and no call gives
+        // another (`/part` is multipart only), so a retry or a resume after a crash inits again
+        // (by node id once init created the node: a new version, never a second node). The old
+        // session is not aborted: an abort would delete the node its init created.
         if let p = progress, !p.multipart || p.multipart != plan.isMultipart || p.partSize != plan.partSize
             || p.expiresAt < now.timeIntervalSince1970 + 60 {
             progress = nil
@@ -183,14 +187,11 @@ final class Uploader: @unchecked Sendable {
 
         do {
             if !progress.multipart {
-                let url = try singleURL ?? controlPlane.partUploadURL(token: progress.token, partNumber: 1)
+                guard let url = singleURL else { throw Abandoned() }
                 let etag = try putWithFreshURL(entry, initialURL: url, token: progress.token, partNumber: 1,
-                                               offset: 0, length: size, viaPartURL: singleURL == nil)
+                                               offset: 0, length: size, viaPartURL: false)
                 try beginCompleting(entry, generation)
-                if singleURL != nil {
-                    return try controlPlane.commitUpload(token: progress.token, etag: etag, size: size)
-                }
-                return try controlPlane.completeUpload(token: progress.token, parts: [UploadedPart(partNumber: 1, etag: etag)])
+                return try controlPlane.commitUpload(token: progress.token, etag: etag, size: size)
             }
             try uploadParts(entry, generation: generation, plan: plan, progress: &progress)
             try beginCompleting(entry, generation)

@@ -51,10 +51,13 @@ final class MountedRoset: @unchecked Sendable {
 
     /// Mounts (again) on the same mount point with the same spool; `options` replaces the
     /// extra options when given.
-    func mountAgain(options newOptions: [String]? = nil) throws {
+    /// `environment` is added to the daemon's (e.g. ROSET_TEST_CRASH_POINT).
+    func mountAgain(options newOptions: [String]? = nil, environment: [String: String] = [:]) throws {
         if let newOptions { options = newOptions }
         mount = try MountProcess.start(mountpoint: mountpoint, apiURL: server.baseURL, apiKeyFile: keyFile,
-                                       options: ["spool_dir=\(spoolDirectory)"] + options)
+                                       options: ["spool_dir=\(spoolDirectory)"] + options,
+                                       environment: environment.isEmpty ? nil
+                                           : ProcessInfo.processInfo.environment.merging(environment) { $1 })
     }
 
     /// Graceful unmount (SIGTERM to the daemon); returns its exit status.

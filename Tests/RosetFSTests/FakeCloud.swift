@@ -39,6 +39,22 @@ final class FakeCloud: ControlPlane, ObjectStore, @unchecked Sendable {
 
     // MARK: test helpers
 
+    /// An independent copy of the cloud's state (nodes, contents, uploads), for replaying a
+    /// crash against the cloud as it stood at that moment.
+    func snapshot() -> FakeCloud {
+        let copy = FakeCloud()
+        cond.withLock {
+            copy.nodes = nodes
+            copy.contents = contents
+            copy.currentVersion = currentVersion
+            copy.uploads = uploads
+            copy.counter = counter
+            copy.urlLifetime = urlLifetime
+            copy.now = now
+        }
+        return copy
+    }
+
     func count(_ op: String) -> Int { cond.withLock { calls[op, default: 0] } }
 
     func failNext(_ op: String, times: Int = 1, with error: RosetError) {
