@@ -91,7 +91,10 @@ extension RosetFileSystem {
                 catch { logger.warning("manifest of \(folderId) failed, listing children instead: \(error)") }
             }
             if fetched == nil { fetched = try remote("list children") { try controlPlane.children(of: folderId) } }
-            nodes = fetched!.filter { isUsable($0, in: folderId) }
+            // A name this mount removed (or found absent) within the TTL stays absent, as lookup
+            // says: the server may still list it for a moment, e.g. the node an upload's init
+            // made for a file unlinked meanwhile, until the uploader deletes it.
+            nodes = fetched!.filter { isUsable($0, in: folderId) && !cache.isKnownAbsent(folderId, name: $0.name) }
             cache.storeListing(folderId, children: nodes, permanent: folder.isCommitted, observed: observed)
         }
         var result: [(name: String, child: Child)] = []

@@ -39,6 +39,22 @@ import RosetClient
         #expect(try h.fs.lookup(parent: dir.attributes.inode, name: "x").attributes.size == 3)
     }
 
+    @Test func aNameThisMountRemovedStaysAbsentFromFreshListingsWithinTheTTL() throws {
+        let h = try Harness()
+        h.cloud.addFile("gone")
+        _ = try h.fs.lookup(parent: rootInode, name: "gone")
+        try h.fs.unlink(parent: rootInode, name: "gone")
+        // The server still lists the name for a moment (e.g. a node an upload's init made).
+        h.cloud.addFile("gone")
+        h.cloud.addFile("other")
+        let dir = try h.fs.opendir(inode: rootInode)
+        var names: [String] = []
+        try h.fs.readdir(inode: rootInode, handle: dir.handle, offset: 0, plus: false) { names.append($0.name); return true }
+        #expect(!names.contains("gone") && names.contains("other"))
+        h.clock.advance(h.fs.config.cacheTTL + 1)
+        #expect(try h.names().contains("gone"))
+    }
+
     @Test func readdirplusCountsOnlyAcceptedEntries() throws {
         let h = try Harness()
         for i in 0..<5 { h.cloud.addFile("f\(i)") }
