@@ -46,6 +46,10 @@ struct FSRenameTests {
             #expect(f.eventually { (try? f.remoteContent("doc.txt")) == old })
             let originalId = try #require(try f.remoteNode("doc.txt")).id
 
+            // Uploads are slowed so that the rename meets doc.txt.tmp still pending, the case in
+            // which the replacement can be a new version of doc.txt's node (once tmp's own
+            // upload completed it is a node of its own, and rename can only replace doc.txt).
+            try f.server.setFaults(#"{"latencyMs":{"upload":1000}}"#)
             let new = PatternBytes.make(count: 50_000, seed: 3)
             #expect(Posix.write(f.path("doc.txt.tmp"), new) == .ok)
             #expect(Posix.rename(f.path("doc.txt.tmp"), f.path("doc.txt")) == .ok)
