@@ -159,25 +159,10 @@ func procMountsEntry(_ mountpoint: String) -> (source: String, type: String, opt
     var found: (String, String, Set<String>)?
     for line in text.split(separator: "\n") {
         let f = line.split(separator: " ")
-        guard f.count >= 4, MountProcess.unescapeMountField(String(f[1])) == target else { continue }
+        guard f.count >= 4, MountProcess.unescape(String(f[1])) == target else { continue }
         found = (String(f[0]), String(f[2]), Set(f[3].split(separator: ",").map(String.init)))
     }
     return found
-}
-
-extension MountProcess {
-    /// /proc/mounts escapes space, tab, newline and backslash as \ooo.
-    static func unescapeMountField(_ s: String) -> String {
-        guard s.contains("\\") else { return s }
-        var out = [UInt8](), bytes = Array(s.utf8), i = 0
-        while i < bytes.count {
-            if bytes[i] == 92, i + 3 < bytes.count,
-               let v = UInt8(String(decoding: bytes[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
-                out.append(v); i += 4
-            } else { out.append(bytes[i]); i += 1 }
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
 }
 
 // MARK: - /sbin helper names
@@ -284,17 +269,7 @@ final class MountCommandFixture: @unchecked Sendable {
     /// The content of a file at the root of the default mount, through its signed URL; nil if absent.
     func remoteContent(_ name: String) throws -> [UInt8]? {
         guard let node = try api.resolve(name: name, in: try api.resolveRoot().id) else { return nil }
-        let reader = try SignedURLReader(nodeId: node.id, controlPlane: api, store: api)
-        var out = [UInt8](repeating: 0, count: Int(reader.size))
-        var done = 0
-        while done < out.count {
-            let n = try out.withUnsafeMutableBytes {
-                try reader.read(offset: Int64(done), into: UnsafeMutableRawBufferPointer(rebasing: $0[done...]))
-            }
-            if n == 0 { break }
-            done += n
-        }
-        return Array(out[0..<done])
+        return try wholeContent(of: node, api: api)
     }
     var apiURL: String { server.baseURL }
 

@@ -101,17 +101,7 @@ final class MountedRoset: @unchecked Sendable {
     /// The content of a remote file through its signed URL.
     func remoteContent(_ relative: String) throws -> [UInt8]? {
         guard let node = try remoteNode(relative) else { return nil }
-        let reader = try SignedURLReader(nodeId: node.id, controlPlane: api, store: api)
-        var out = [UInt8](repeating: 0, count: Int(reader.size))
-        var done = 0
-        while done < out.count {
-            let n = try out.withUnsafeMutableBytes {
-                try reader.read(offset: Int64(done), into: UnsafeMutableRawBufferPointer(rebasing: $0[done...]))
-            }
-            if n == 0 { break }
-            done += n
-        }
-        return Array(out[0..<done])
+        return try wholeContent(of: node, api: api)
     }
 
     /// Polls until `condition` holds (uploads are asynchronous), up to `timeout` seconds.
@@ -242,4 +232,19 @@ extension MountedRoset {
     func remoteNodeIfAny(_ relative: String) -> Node? { (try? remoteNode(relative)) ?? nil }
     func remoteContentIfAny(_ relative: String) -> [UInt8]? { (try? remoteContent(relative)) ?? nil }
     func remoteMetadataIfAny(_ relative: String, _ key: String) -> JSONValue? { (try? remoteMetadata(relative, key)) ?? nil }
+}
+
+/// A file node's whole content, read through its signed URL.
+func wholeContent(of node: Node, api: RosetAPIClient) throws -> [UInt8] {
+    let reader = try SignedURLReader(nodeId: node.id, controlPlane: api, store: api)
+    var out = [UInt8](repeating: 0, count: Int(reader.size))
+    var done = 0
+    while done < out.count {
+        let n = try out.withUnsafeMutableBytes {
+            try reader.read(offset: Int64(done), into: UnsafeMutableRawBufferPointer(rebasing: $0[done...]))
+        }
+        if n == 0 { break }
+        done += n
+    }
+    return Array(out[0..<done])
 }

@@ -152,7 +152,8 @@ public final class MountProcess: @unchecked Sendable {
         return String(cString: r)
     }
 
-    static func unescape(_ s: String) -> String {
+    /// /proc/mounts and mountinfo escape space, tab, newline and backslash as \ooo.
+    public static func unescape(_ s: String) -> String {
         guard s.contains("\\") else { return s }
         var out = [UInt8](), bytes = Array(s.utf8), i = 0
         while i < bytes.count {
