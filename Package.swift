@@ -50,7 +50,7 @@ var targets: [Target] = [
     .testTarget(name: "RosetClientTests", dependencies: ["RosetClient", "TestSupport"]),
     .testTarget(name: "RosetFSTests", dependencies: ["RosetFS", "RosetClient"]),
     .testTarget(name: "RosetFUSETests", dependencies: ["RosetFUSE", "RosetFS", "TestSupport"]),
-    .testTarget(name: "MountHelperTests", dependencies: ["MountHelper"]),
+    .testTarget(name: "MountHelperTests", dependencies: ["MountHelper", "TestSupport"]),
     // Integration tests drive the built binaries (roset-server, mount.roset) as subprocesses.
     .testTarget(name: "IntegrationTests", dependencies: ["RosetClient", "TestSupport"]),
 ]

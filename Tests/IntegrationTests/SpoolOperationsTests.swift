@@ -14,17 +14,8 @@ import Glibc
 enum StatusCLI {
     /// Runs `mount.roset status DIR [--json]`; returns (exit status, stdout, stderr).
     static func run(_ dir: String, json: Bool = false) throws -> (Int32, String, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: TestBinaries.path("mount.roset"))
-        p.arguments = ["status", dir] + (json ? ["--json"] : [])
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        let r = try CapturedRun.run(TestBinaries.path("mount.roset"), ["status", dir] + (json ? ["--json"] : []))
+        return (r.status, r.stdout, r.stderr)
     }
 
     static func json(_ dir: String) throws -> [String: Any] {

@@ -3,6 +3,7 @@
 // left behind.
 import Foundation
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,26 +15,12 @@ struct HelperRun {
 }
 
 /// The built products sit beside the test bundle (or in ROSET_BIN_DIR).
-func helperBinary(_ name: String = "mount.roset") -> String {
-    let dir = ProcessInfo.processInfo.environment["ROSET_BIN_DIR"]
-        ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
-    return dir + "/" + name
-}
+func helperBinary(_ name: String = "mount.roset") -> String { TestBinaries.path(name) }
 
 func runHelper(_ arguments: [String], environment: [String: String] = [:], binary: String = helperBinary()) throws -> HelperRun {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: binary)
-    p.arguments = arguments
-    p.environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root"].merging(environment) { $1 }
-    let err = Pipe(), out = Pipe()
-    p.standardError = err
-    p.standardOutput = out
-    try p.run()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return HelperRun(status: p.terminationStatus, stderr: String(decoding: errData, as: UTF8.self),
-                     stdout: String(decoding: outData, as: UTF8.self))
+    let r = try CapturedRun.run(binary, arguments,
+                                environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root"].merging(environment) { $1 })
+    return HelperRun(status: r.status, stderr: r.stderr, stdout: r.stdout)
 }
 
 @Suite(.serialized) struct HelperBinaryTests {
