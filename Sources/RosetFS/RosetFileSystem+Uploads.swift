@@ -145,7 +145,7 @@ extension RosetFileSystem: UploadDelegate {
             logger.warning("spool: data file without journal record kept as a dead letter", metadata: ["path": "\(dead)"])
         }
         let stamp = Self.utcStamp(now)
-        let tornEntries = Set(scan.tornRecords.map(\.entryId))
+        let strayRecordEntries = Set(scan.tornRecords.map(\.entryId)).union(scan.entriesWithSeveralRecords)
         var resumed = 0
         for var record in scan.records.sorted(by: { $0.createdAt < $1.createdAt }) {
             let id = record.entryId
@@ -198,7 +198,7 @@ extension RosetFileSystem: UploadDelegate {
             let entry = SpoolEntry(id: id, record: record, data: data, phase: .queued, materialized: true,
                                    modifiedAt: Date(timeIntervalSince1970: record.modifiedAt))
             entry.hasher = nil
-            entry.hasStrayRecords = tornEntries.contains(id)
+            entry.hasStrayRecords = strayRecordEntries.contains(id)
             if register(entry) !== entry { continue }
             budget.adjust(record.size)
             budget.drainStarted()

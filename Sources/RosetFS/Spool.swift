@@ -270,6 +270,9 @@ final class Spool: @unchecked Sendable {
         var unreadableEntries: [String] = []
         /// Data files with no record at all.
         var orphanData: [String] = []
+        /// Entries with more than one record file: a crash came between writing a record and
+        /// deleting its predecessor. Their removal must delete every record file, not one by name.
+        var entriesWithSeveralRecords: Set<String> = []
     }
 
     /// Reads the journal: the newest valid record per entry, plus what is wrong.
@@ -283,6 +286,7 @@ final class Spool: @unchecked Sendable {
             byEntry[String(parts[0]), default: []].append((seq, file))
         }
         for (entryId, files) in byEntry {
+            if files.count > 1 { scan.entriesWithSeveralRecords.insert(entryId) }
             var found: JournalRecord?
             for (_, file) in files.sorted(by: { $0.0 > $1.0 }) {
                 let bytes = (FileManager.default.contents(atPath: "\(journalFolder)/\(file)")).map { Array($0) } ?? []

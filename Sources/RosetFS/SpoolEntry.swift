@@ -44,7 +44,7 @@ final class SpoolEntry: @unchecked Sendable {
     var reportedFailure: Error?
     /// Generation whose upload was confirmed.
     var completedGeneration = -1
-    /// Recovered beside torn records: remove every record file of the entry at the end.
+    /// Recovered beside torn or superseded records: remove every record file of the entry at the end.
     var hasStrayRecords = false
 
     /// Deletes the entry's files from the spool (caller holds cond or owns the entry).

@@ -6,7 +6,8 @@
 // drain. Invariants checked for every copy: a file that was sealed (or already uploaded) at that
 // point ends up in the cloud exactly once with its content; it is never in dead/, never copied
 // to a `.recovered`/`.conflict` name; a file still open at that point is either absent or comes
-// back as `NAME.recovered-<UTC>` holding a prefix of what was written.
+// back as `NAME.recovered-<UTC>` holding a prefix of what was written; once drained, the spool's
+// journal and data folders are empty.
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -120,6 +121,12 @@ import RosetClient
                 }
             }
             #expect(dead.isEmpty, "state \(index) (\(state.label)): nothing became a dead letter: \(dead)")
+            // Drained means empty: a record superseded just before the crash must not stay behind
+            // (the spool would never report itself drained).
+            let leftovers = ["journal", "data"].flatMap { sub in
+                ((try? FileManager.default.contentsOfDirectory(atPath: folder + "/" + sub)) ?? []).map { sub + "/" + $0 }
+            }
+            #expect(leftovers.isEmpty, "state \(index) (\(state.label)): the spool is empty after draining: \(leftovers)")
         }
         print("PowerLossTests: \(states.count) crash states replayed; sealed-file checks \(sealedChecks), lost \(lost), duplicated \(duplicated), open files recovered under a new name \(recoveredOpen)")
     }
