@@ -64,13 +64,16 @@ import RosetClient
             done.signal()
         }
         h.cloud.waitUntilBlocked("read")
-        // Meanwhile: a pending file is written and read back, names are listed and looked up.
+        // Meanwhile: a pending file is written and read back (its upload held, so the read is
+        // served from the spool, not by the blocked store), names are listed and looked up.
+        h.cloud.block("initUpload")
         let local = try h.writeFile("local", bytes("spooled"))
         #expect(try h.readAll(local) == bytes("spooled"))
         #expect(try h.names().contains("remote"))
         _ = try h.fs.mkdir(parent: rootInode, name: "more", mode: 0o755, context: h.ctx)
         #expect(done.wait(timeout: .now()) == .timedOut)      // the stuck read is still stuck
         h.cloud.unblock("read")
+        h.cloud.unblock("initUpload")
         done.wait()
         try h.fs.release(inode: remote, handle: open.handle)
     }
