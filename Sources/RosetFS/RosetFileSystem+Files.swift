@@ -15,7 +15,7 @@ extension RosetFileSystem {
     /// Creates a spool entry (data file + `open` record) and indexes it.
     func newEntry(target: SpoolTarget, metadata: [String: JSONValue]?, materialized: Bool, baseSize: Int64 = 0) throws -> SpoolEntry {
         let id = UUID().uuidString.lowercased()
-        let data = try SpoolDataFile(path: spool.dataPath(id), create: true)
+        let data = try spool.createDataFile(id)
         let t = now
         let record = JournalRecord(entryId: id, sequence: 0, state: .open, target: target, size: materialized ? 0 : baseSize,
                                    sha256: nil, metadata: metadata, upload: nil, createdAt: t.timeIntervalSince1970,
@@ -39,6 +39,7 @@ extension RosetFileSystem {
     func seal(_ e: SpoolEntry) throws {
         guard e.phase == .writing else { return }
         try e.data.sync()
+        spool.syncFolder(spool.dataFolder)
         let digest: String
         if let h = e.hasher, h.count == e.record.size { digest = h.hexDigest() } else { digest = try e.data.digest() }
         e.record.sha256 = digest

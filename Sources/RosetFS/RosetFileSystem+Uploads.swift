@@ -145,12 +145,12 @@ extension RosetFileSystem: UploadDelegate {
             logger.warning("spool: data file without journal record kept as a dead letter", metadata: ["path": "\(dead)"])
         }
         let stamp = Self.utcStamp(now)
-        let strayRecordEntries = Set(scan.tornRecords.map(\.entryId)).union(scan.entriesWithSeveralRecords)
+        let entriesWithLayout1Files = scan.entriesWithLayout1Files
         var resumed = 0
         for var record in scan.records.sorted(by: { $0.createdAt < $1.createdAt }) {
             let id = record.entryId
             if record.state == .complete {
-                spool.remove(entryId: id)
+                spool.remove(entryId: id, strayFiles: entriesWithLayout1Files.contains(id))
                 continue
             }
             guard let data = try? SpoolDataFile(path: spool.dataPath(id), create: false) else {
@@ -160,7 +160,7 @@ extension RosetFileSystem: UploadDelegate {
             }
             if record.state == .open && record.hasContent != true && record.target.nodeId != nil && !record.target.createdByUpload {
                 // An existing file opened for writing but never changed: nothing to recover.
-                spool.remove(entryId: id)
+                spool.remove(entryId: id, strayFiles: entriesWithLayout1Files.contains(id))
                 continue
             }
             if record.state == .open {
@@ -171,7 +171,11 @@ extension RosetFileSystem: UploadDelegate {
                 record.sha256 = (try? data.digest()) ?? ""
                 record.sequence += 1
                 record.state = .sealed
-                do { try data.sync(); try spool.write(record, durable: true) } catch {
+                do {
+                    try data.sync()
+                    spool.syncFolder(spool.dataFolder)
+                    try spool.write(record, durable: true)
+                } catch {
                     logger.error("spool: cannot seal recovered entry \(id): \(error)")
                     continue
                 }
@@ -198,7 +202,7 @@ extension RosetFileSystem: UploadDelegate {
             let entry = SpoolEntry(id: id, record: record, data: data, phase: .queued, materialized: true,
                                    modifiedAt: Date(timeIntervalSince1970: record.modifiedAt))
             entry.hasher = nil
-            entry.hasStrayRecords = strayRecordEntries.contains(id)
+            entry.hasStrayJournalFiles = entriesWithLayout1Files.contains(id)
             if register(entry) !== entry { continue }
             budget.adjust(record.size)
             budget.drainStarted()

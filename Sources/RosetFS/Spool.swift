@@ -1,6 +1,6 @@
 // The spool: every byte written through the mount lands here before it is uploaded.
 //
-// FORMAT, version 1 (recovery reads exactly this; bump `JournalRecord.currentFormat` on change)
+// LAYOUT, version 2 (recovery reads exactly this; bump `Spool.layoutVersion` on change)
 //
 //   <spoolDirectory>/<first 16 hex of sha256(apiURL + "\n" + mountId)>/   mode 0700
 //     LOCK                 flock(LOCK_EX) held by the one daemon using the folder; holds its pid.
@@ -8,11 +8,14 @@
 //                          `draining` (unmounted, finishing uploads), else it is refused at once
 //     STATUS               the holder's state and upload counters (SpoolStatus.swift); not
 //                          needed by recovery, read by `mount.roset status`
-//     IDENTITY             "roset-spool 1", the api URL (userinfo removed) and the mount id
+//     IDENTITY             "roset-spool 2", the api URL (userinfo removed) and the mount id
 //     data/<entryId>       the file's full content (entryId: lowercase UUID)
-//     journal/<entryId>.<sequence, 10 digits>.rec   one journal record (JournalRecord.swift):
-//                          JSON body + "\nsha256 <hex of body>\n"
-//     dead/<entryId>/      dead letters: data, records and a `reason` file; never deleted
+//     journal/<entryId>.rec  the entry's journal records (JournalRecord.swift), appended as
+//                          frames (JournalLog.swift); layout 1 wrote one file per record,
+//                          `<entryId>.<sequence, 10 digits>.rec`, which is still read
+//     free/<n>             emptied journal files kept for reuse (as journal or data files); never
+//                          read by recovery, emptied at start-up
+//     dead/<entryId>/      dead letters: data, journal file and a `reason` file; never deleted
 //                          (data checksum mismatch, no valid record, data without record,
 //                          upload refused permanently as a bad request)
 //
@@ -21,15 +24,22 @@
 // node (or of the node our own init created); baseEtag/baseVersionId detect remote changes.
 //
 // Invariants
-// - A record is never rewritten in place: every change is a new file with a higher sequence,
-//   written as <name>.tmp, fsynced, renamed, then the journal folder fsynced; older records of the
-//   entry are deleted only afterwards. Recovery takes the highest sequence whose checksum holds;
-//   a torn record is reported and the data file it belongs to is kept.
-// - Sealing order: data fsynced, then the `sealed` record (carrying the data's sha256) made
-//   durable. `open` records are written atomically but without fsync: the data they describe is
-//   not fsynced either, and recovery uploads them under a recovered name.
-// - Completion order: `complete` record, then the data file, then the records are deleted. A data
-//   file with no record at start-up goes to dead/ ("no journal record"), never deleted.
+// - A record is never rewritten in place: every change is a new frame appended to the entry's
+//   journal file (fdatasync'd when durable; the journal folder is fsynced once, the first time
+//   the file must be durable). A failed append is cut off again, so frames stay contiguous.
+//   A journal file grown past `compactionThreshold` is replaced by one holding only the newest
+//   record: written as <name>.tmp, synced, renamed over. Recovery takes the highest sequence
+//   among the valid frames; a torn tail is reported and cut off, the data file is kept.
+// - Sealing order: data fsynced, then the `sealed` record made durable. `open` records are
+//   appended without fsync: the data they describe is not fsynced either, and recovery uploads
+//   them under a recovered name.
+// - A reused file is emptied before it is listed in free/ and opened with O_TRUNC again, so no
+//   byte of an earlier entry ever appears under a new name. Data files are never reused (a
+//   reader may still hold one open). A data file's name is made durable (data folder fsynced)
+//   when the entry is sealed.
+// - Completion order: `complete` record, then the data file (unlinked), then the journal file
+//   (moved to free/ or unlinked) are deleted. A data file with no record at start-up goes to
+//   dead/ ("no journal record"), never deleted.
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -106,12 +116,29 @@ final class SpoolDataFile: @unchecked Sendable {
 }
 
 final class Spool: @unchecked Sendable {
+    static let layoutVersion = 2
+    /// A journal file larger than this is rewritten with only its newest record (multipart
+    /// records list every finished part, so appending them forever would grow quadratically).
+    static let compactionThreshold = 256 << 10
+
     let folder: String
     let dataFolder: String
     let journalFolder: String
     let deadFolder: String
+    /// Emptied journal files kept for reuse. Creating and deleting a few files per written file made the
+    /// file system allocate and free inodes at a high rate, which ext4 without a journal pays for
+    /// with a scan of recently freed inodes on every allocation (half of the daemon's time in a
+    /// small-file benchmark); taking a file from here is a rename. PostgreSQL recycles its WAL
+    /// segments for the same kind of reason.
+    let freeFolder: String
+    static let freeFileLimit = 512
     private var lockFD: Int32
     private let lock = NSLock()
+    /// Journal files whose name (directory entry) was made durable by a folder fsync; guarded by `lock`.
+    private var journalNamesSynced = Set<String>()
+    /// Names in free/ (each an empty file); guarded by `lock`.
+    private var freeFiles: [String] = []
+    private var freeFileCounter = 0
     /// Tests only (power-loss simulation): called at every point where the folder stands in a
     /// state a crash or power cut could leave — after each record is durable, after each unlink.
     var crashPointHook: ((String) -> Void)?
@@ -129,12 +156,13 @@ final class Spool: @unchecked Sendable {
         dataFolder = folder + "/data"
         journalFolder = folder + "/journal"
         deadFolder = folder + "/dead"
+        freeFolder = folder + "/free"
         lockFD = -1
         guard attach else { return }
         let fm = FileManager.default
         do {
             try fm.createDirectory(atPath: base, withIntermediateDirectories: true)
-            for dir in [folder, dataFolder, journalFolder, deadFolder] {
+            for dir in [folder, dataFolder, journalFolder, deadFolder, freeFolder] {
                 try fm.createDirectory(atPath: dir, withIntermediateDirectories: true,
                                        attributes: [.posixPermissions: 0o700])
             }
@@ -158,7 +186,9 @@ final class Spool: @unchecked Sendable {
         ftruncate(fd, 0)
         let pid = Array("\(getpid())\n".utf8)
         _ = pid.withUnsafeBytes { Glibc.pwrite(fd, $0.baseAddress, $0.count, 0) }
-        let identity = "roset-spool \(JournalRecord.currentFormat)\napi_url \(Spool.redacted(apiURL))\nmount_id \(mountId)\n"
+        // A crash may have left a file in free/ that was not emptied yet: start with an empty pool.
+        for file in (try? fm.contentsOfDirectory(atPath: freeFolder)) ?? [] { unlink("\(freeFolder)/\(file)") }
+        let identity = "roset-spool \(Spool.layoutVersion)\napi_url \(Spool.redacted(apiURL))\nmount_id \(mountId)\n"
         try? identity.write(toFile: folder + "/IDENTITY", atomically: true, encoding: .utf8)
     }
 
@@ -199,32 +229,90 @@ final class Spool: @unchecked Sendable {
 
     func dataPath(_ entryId: String) -> String { "\(dataFolder)/\(entryId)" }
 
-    private func recordName(_ entryId: String, _ sequence: Int) -> String {
-        "\(entryId).\(String(format: "%010d", sequence)).rec"
+    /// Opens a new, empty data file for `entryId`, reusing an emptied file when there is one.
+    func createDataFile(_ entryId: String) throws -> SpoolDataFile {
+        let path = dataPath(entryId)
+        _ = takeFreeFile(to: path)
+        return try SpoolDataFile(path: path, create: true)
     }
 
-    /// Writes `record` as a new file (never over an old one); `durable` adds the fsyncs.
+    /// Moves an emptied file from free/ to `path` (which must not exist). False when none is left.
+    private func takeFreeFile(to path: String) -> Bool {
+        guard let name = lock.withLock({ freeFiles.popLast() }) else { return false }
+        if Glibc.rename("\(freeFolder)/\(name)", path) == 0 { return true }
+        unlink("\(freeFolder)/\(name)")
+        return false
+    }
+
+    /// Deletes the file at `path`, keeping its inode in free/ (emptied) while there is room.
+    private func discard(_ path: String) {
+        let name: String? = lock.withLock {
+            guard freeFiles.count < Self.freeFileLimit else { return nil }
+            freeFileCounter += 1
+            return String(freeFileCounter)
+        }
+        guard let name else { unlink(path); return }
+        let pooled = "\(freeFolder)/\(name)"
+        // Emptied before it is listed: a reused file never carries an earlier entry's bytes.
+        guard Glibc.rename(path, pooled) == 0 else { unlink(path); return }
+        guard Glibc.truncate(pooled, 0) == 0 else { unlink(pooled); return }
+        lock.withLock { freeFiles.append(name) }
+    }
+
+    func journalPath(_ entryId: String) -> String { "\(journalFolder)/\(JournalLog.fileName(entryId))" }
+
+    /// Appends `record` to its entry's journal file; `durable` adds the syncs. Callers serialise
+    /// the writes of one entry (they hold the entry's cond, or own it during recovery).
     func write(_ record: JournalRecord, durable: Bool) throws {
-        let bytes = try record.encoded()
-        let name = recordName(record.entryId, record.sequence)
-        let tmp = "\(journalFolder)/\(name).tmp"
+        let frame = try JournalLog.frame(record)
+        let path = journalPath(record.entryId)
+        // A new entry's journal starts empty, whether it is a new file or a reused one.
+        var flags = O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC
+        if record.sequence == 0 {
+            _ = takeFreeFile(to: path)
+            flags |= O_TRUNC
+        }
+        let fd = Glibc.open(path, flags, 0o600)
+        guard fd >= 0 else { throw FSError(errno == ENOSPC || errno == EDQUOT ? ENOSPC : EIO) }
+        var st = stat()
+        let before = fstat(fd, &st) == 0 ? st.st_size : -1
+        if before > Self.compactionThreshold {
+            Glibc.close(fd)
+            try replaceJournal(path: path, with: frame, durable: durable)
+        } else {
+            var failure: Int32 = 0
+            let written = frame.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if written != frame.count {
+                failure = written < 0 ? errno : ENOSPC
+                // A partial frame would hide every later one from recovery: cut it off.
+                if before >= 0 { ftruncate(fd, before) }
+            } else if durable && fdatasync(fd) != 0 {
+                failure = errno
+            }
+            Glibc.close(fd)
+            if failure != 0 { throw FSError(failure == ENOSPC || failure == EDQUOT ? ENOSPC : EIO) }
+            if durable && before <= 0 {
+                let first = lock.withLock { journalNamesSynced.insert(record.entryId).inserted }
+                if first { syncFolder(journalFolder) }
+            }
+        }
+        crashPointHook?("\(record.state.rawValue) record \(record.sequence) of \(record.entryId) written")
+    }
+
+    /// Replaces a journal file by one holding `contents`: temporary file, sync, rename, folder sync.
+    private func replaceJournal(path: String, with contents: [UInt8], durable: Bool) throws {
+        let tmp = path + ".tmp"
         let fd = Glibc.open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw FSError(errno == ENOSPC ? ENOSPC : EIO) }
-        var ok = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } == bytes.count
-        if ok && durable { ok = fsync(fd) == 0 }
+        var ok = contents.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } == contents.count
+        if ok && durable { ok = fdatasync(fd) == 0 }
         Glibc.close(fd)
-        guard ok, Glibc.rename(tmp, "\(journalFolder)/\(name)") == 0 else {
+        guard ok, Glibc.rename(tmp, path) == 0 else {
             let code = errno
             unlink(tmp)
             throw FSError(code == ENOSPC ? ENOSPC : EIO)
         }
         if durable { syncFolder(journalFolder) }
-        crashPointHook?("\(record.state.rawValue) record \(name) written")
-        // The previous record, by name: no folder scan per write (thousands of entries pending).
-        if record.sequence > 0 {
-            unlink("\(journalFolder)/\(recordName(record.entryId, record.sequence - 1))")
-            crashPointHook?("record \(record.sequence - 1) of \(record.entryId) deleted")
-        }
     }
 
     func syncFolder(_ path: String) {
@@ -232,20 +320,22 @@ final class Spool: @unchecked Sendable {
         if fd >= 0 { fsync(fd); Glibc.close(fd) }
     }
 
-    private func recordFiles() -> [String] {
+    private func journalFiles() -> [String] {
         (try? FileManager.default.contentsOfDirectory(atPath: journalFolder)) ?? []
     }
 
-    /// Deletes a finished entry: data first, then its records. With `sequence`, only that
-    /// record is deleted by name; without, every record file of the entry (a folder scan).
-    func remove(entryId: String, sequence: Int? = nil) {
+    /// Deletes a finished entry: data first, then its journal file. `strayFiles`: the entry also
+    /// has files of layout 1, found by a folder scan.
+    func remove(entryId: String, strayFiles: Bool = false) {
+        // Unlinked, never reused: a reader may still hold the data file open (SpoolDataFile).
         unlink(dataPath(entryId))
         crashPointHook?("data of \(entryId) deleted")
-        if let sequence {
-            unlink("\(journalFolder)/\(recordName(entryId, sequence))")
-        } else {
-            for file in recordFiles() where file.hasPrefix(entryId + ".") { unlink("\(journalFolder)/\(file)") }
+        discard(journalPath(entryId))
+        if strayFiles {
+            for file in journalFiles() where JournalLog.entryId(ofFile: file) == entryId { unlink("\(journalFolder)/\(file)") }
         }
+        lock.withLock { _ = journalNamesSynced.remove(entryId) }
+        crashPointHook?("journal of \(entryId) deleted")
     }
 
     /// Moves everything of `entryId` to dead/<entryId>/ with a reason file. Returns the folder.
@@ -254,9 +344,10 @@ final class Spool: @unchecked Sendable {
         let target = "\(deadFolder)/\(entryId)"
         try? FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
         Glibc.rename(dataPath(entryId), "\(target)/data")
-        for file in recordFiles() where file.hasPrefix(entryId + ".") {
+        for file in journalFiles() where JournalLog.entryId(ofFile: file) == entryId {
             Glibc.rename("\(journalFolder)/\(file)", "\(target)/\(file)")
         }
+        lock.withLock { _ = journalNamesSynced.remove(entryId) }
         try? (reason + "\n").write(toFile: "\(target)/reason", atomically: true, encoding: .utf8)
         syncFolder(deadFolder)
         return target
@@ -264,38 +355,38 @@ final class Spool: @unchecked Sendable {
 
     struct Scan {
         var records: [JournalRecord] = []
-        /// Entries whose newest record is torn but an older one was valid or none was.
+        /// Journal files with a torn frame; the entry goes on from the newest valid one, if any.
         var tornRecords: [(entryId: String, file: String, problem: String)] = []
-        /// Entries with records but none valid.
+        /// Entries with journal files but no valid record.
         var unreadableEntries: [String] = []
         /// Data files with no record at all.
         var orphanData: [String] = []
-        /// Entries with more than one record file: a crash came between writing a record and
-        /// deleting its predecessor. Their removal must delete every record file, not one by name.
-        var entriesWithSeveralRecords: Set<String> = []
+        /// Entries with journal files of layout 1: their removal must find them by a folder scan.
+        var entriesWithLayout1Files: Set<String> = []
     }
 
-    /// Reads the journal: the newest valid record per entry, plus what is wrong.
+    /// Reads the journal: the newest valid record per entry, plus what is wrong. Recovery only
+    /// (it repairs): deletes leftover temporary files and cuts torn tails off, so that the next
+    /// append is readable.
     func scan() -> Scan {
         var scan = Scan()
-        var byEntry: [String: [(Int, String)]] = [:]
-        for file in recordFiles() {
+        var byEntry: [String: [String]] = [:]
+        for file in journalFiles() {
             if file.hasSuffix(".tmp") { unlink("\(journalFolder)/\(file)"); continue }
-            let parts = file.split(separator: ".")
-            guard parts.count == 3, parts[2] == "rec", let seq = Int(parts[1]) else { continue }
-            byEntry[String(parts[0]), default: []].append((seq, file))
+            guard let entryId = JournalLog.entryId(ofFile: file) else { continue }
+            byEntry[entryId, default: []].append(file)
         }
         for (entryId, files) in byEntry {
-            if files.count > 1 { scan.entriesWithSeveralRecords.insert(entryId) }
+            if files.contains(where: { $0 != JournalLog.fileName(entryId) }) { scan.entriesWithLayout1Files.insert(entryId) }
             var found: JournalRecord?
-            for (_, file) in files.sorted(by: { $0.0 > $1.0 }) {
-                let bytes = (FileManager.default.contents(atPath: "\(journalFolder)/\(file)")).map { Array($0) } ?? []
-                do {
-                    found = try JournalRecord.decode(bytes)
-                    break
-                } catch {
-                    scan.tornRecords.append((entryId, file, "\(error)"))
+            for file in files {
+                let path = "\(journalFolder)/\(file)"
+                let contents = JournalLog.read(path: path, entryId: entryId)
+                if let problem = contents.problem {
+                    scan.tornRecords.append((entryId, file, problem))
+                    if contents.newest != nil { Glibc.truncate(path, off_t(contents.validLength)) }
                 }
+                if let record = contents.newest, found.map({ $0.sequence < record.sequence }) ?? true { found = record }
             }
             if let found { scan.records.append(found) } else { scan.unreadableEntries.append(entryId) }
         }

@@ -44,12 +44,12 @@ final class SpoolEntry: @unchecked Sendable {
     var reportedFailure: Error?
     /// Generation whose upload was confirmed.
     var completedGeneration = -1
-    /// Recovered beside torn or superseded records: remove every record file of the entry at the end.
-    var hasStrayRecords = false
+    /// Recovered with journal files of layout 1: remove them all (a folder scan) at the end.
+    var hasStrayJournalFiles = false
 
     /// Deletes the entry's files from the spool (caller holds cond or owns the entry).
     func removeFiles(_ spool: Spool) {
-        spool.remove(entryId: id, sequence: hasStrayRecords ? nil : record.sequence)
+        spool.remove(entryId: id, strayFiles: hasStrayJournalFiles)
     }
 
     init(id: String, record: JournalRecord, data: SpoolDataFile, phase: Phase, materialized: Bool, modifiedAt: Date) {

@@ -137,7 +137,7 @@ public struct SpoolReport: Codable, Sendable {
     public var folder: String
     public var pending: [Pending] = []
     public var deadLetters: [DeadLetter] = []
-    /// Record files whose checksum does not hold (a torn write): reported until recovery handles them.
+    /// Journal files with a torn record (checksum does not hold): reported until recovery handles them.
     public var tornRecords: [String] = []
     public var status: SpoolStatusFile?
     /// Whether a process holds the spool lock right now (its pid from LOCK).
@@ -149,19 +149,14 @@ public struct SpoolReport: Codable, Sendable {
         var report = SpoolReport(folder: folder)
         let fm = FileManager.default
         let journal = folder + "/journal"
-        var newest: [String: (Int, String)] = [:]
+        var newest: [String: JournalRecord] = [:]
         for file in (try? fm.contentsOfDirectory(atPath: journal)) ?? [] {
-            let parts = file.split(separator: ".")
-            guard parts.count == 3, parts[2] == "rec", let seq = Int(parts[1]) else { continue }
-            let id = String(parts[0])
-            if newest[id].map({ $0.0 < seq }) ?? true { newest[id] = (seq, file) }
+            guard let id = JournalLog.entryId(ofFile: file) else { continue }
+            let contents = JournalLog.read(path: journal + "/" + file)
+            if contents.problem != nil { report.tornRecords.append(journal + "/" + file) }
+            if let record = contents.newest, newest[id].map({ $0.sequence < record.sequence }) ?? true { newest[id] = record }
         }
-        for (id, (_, file)) in newest {
-            let bytes = fm.contents(atPath: journal + "/" + file).map { Array($0) } ?? []
-            guard let record = try? JournalRecord.decode(bytes) else {
-                report.tornRecords.append(journal + "/" + file)
-                continue
-            }
+        for (id, record) in newest {
             if record.state == .complete { continue }
             var st = stat()
             let size = stat(folder + "/data/" + id, &st) == 0 ? Int64(st.st_size) : record.size

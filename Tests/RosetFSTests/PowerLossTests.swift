@@ -44,8 +44,8 @@ import RosetClient
     static func records(in folder: String) -> [JournalRecord] {
         let journal = folder + "/journal"
         return ((try? FileManager.default.contentsOfDirectory(atPath: journal)) ?? []).compactMap { file in
-            guard file.hasSuffix(".rec"), let data = FileManager.default.contents(atPath: journal + "/" + file) else { return nil }
-            return try? JournalRecord.decode(Array(data))
+            guard JournalLog.entryId(ofFile: file) != nil else { return nil }
+            return JournalLog.read(path: journal + "/" + file).newest
         }
     }
 

@@ -37,6 +37,82 @@ import RosetClient
         #expect(throws: JournalRecord.DecodeError.self) { try JournalRecord.decode(flipped) }
     }
 
+    @Test func aJournalFileYieldsItsNewestWholeFrameAndTheLengthOfTheValidPart() throws {
+        var first = sampleRecord()
+        first.state = .sealed
+        var second = first
+        second.sequence += 1
+        second.state = .uploading
+        let one = try JournalLog.frame(first), two = try JournalLog.frame(second)
+        let whole = JournalLog.read(one + two)
+        #expect(whole.newest == second && whole.validLength == one.count + two.count && whole.problem == nil)
+        // A torn append (cut anywhere in the second frame, or garbage after it) leaves the first.
+        for cut in [1, 5, two.count / 2, two.count - 1] {
+            let torn = JournalLog.read(one + Array(two.prefix(cut)))
+            #expect(torn.newest == first && torn.validLength == one.count && torn.problem != nil, "cut at \(cut)")
+        }
+        var flipped = two
+        flipped[two.count - 20] ^= 0x01
+        let bad = JournalLog.read(one + flipped)
+        #expect(bad.newest == first && bad.problem != nil)
+        #expect(JournalLog.read(Array(one.prefix(40))).newest == nil)
+        // A frame of another entry is never taken for this entry's state.
+        let foreign = JournalLog.read(one + two, entryId: "another-entry")
+        #expect(foreign.newest == nil && foreign.problem != nil)
+        #expect(JournalLog.read(one + two, entryId: first.entryId).newest == second)
+        // Layout 1 (one bare record per file) is still read.
+        #expect(JournalLog.read(try first.encoded()).newest == first)
+        #expect(JournalLog.entryId(ofFile: "abc.rec") == "abc")
+        #expect(JournalLog.entryId(ofFile: "abc.0000000003.rec") == "abc")
+        #expect(JournalLog.entryId(ofFile: "abc.rec.tmp") == nil && JournalLog.entryId(ofFile: "abc.x.rec") == nil)
+    }
+
+    @Test func aTornAppendIsCutOffAtRecoverySoTheEntryGoesOnAndDrains() throws {
+        let h = try Harness()
+        h.cloud.block("initUpload")
+        try h.writeFile("kept", bytes("sealed content"))
+        h.fs.shutdown(grace: 0)
+        let journal = h.files("journal")
+        #expect(journal == h.files("data").map { $0 + ".rec" }, "one journal file per entry: \(journal)")
+        // A power cut in the middle of the next append: half a frame after the sealed record.
+        let path = h.spoolFolder + "/journal/" + journal[0]
+        let sealed = try #require(JournalLog.read(path: path).newest)
+        #expect(sealed.state == .sealed)
+        var next = sealed
+        next.sequence += 1
+        next.state = .uploading
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        handle.seekToEndOfFile()
+        handle.write(Data(try JournalLog.frame(next).prefix(30)))
+        handle.closeFile()
+        h.cloud.unblock("initUpload")
+        try h.restart()
+        #expect(h.drain())
+        #expect(h.cloud.child("kept").map { h.cloud.content(of: $0.id) } == bytes("sealed content"))
+        #expect(h.files("journal").isEmpty && h.files("data").isEmpty && h.files("dead").isEmpty)
+    }
+
+    @Test func aJournalFileGrownPastTheThresholdIsReplacedByItsNewestRecord() throws {
+        let h = try Harness()
+        var record = sampleRecord()
+        record.entryId = "compaction-test"
+        // A multipart record listing many parts, appended once per finished part.
+        record.upload!.parts = (1...400).map { UploadedPart(partNumber: $0, etag: String(repeating: "e", count: 32)) }
+        let path = h.fs.spool.journalPath(record.entryId)
+        var largest: Int64 = 0
+        for _ in 0..<40 {
+            record.sequence += 1
+            try h.fs.spool.write(record, durable: true)
+            largest = max(largest, (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? 0)
+        }
+        let frame = Int64(try JournalLog.frame(record).count)
+        #expect(largest <= Int64(Spool.compactionThreshold) + frame, "the file never grows much past the threshold")
+        let contents = JournalLog.read(path: path)
+        #expect(contents.newest == record && contents.problem == nil)
+        h.fs.spool.remove(entryId: record.entryId)
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
+
     @Test func sha256MatchesKnownVectors() {
         #expect(SHA256Hasher.hex(of: [UInt8]()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         #expect(SHA256Hasher.hex(of: bytes("abc")) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
@@ -98,11 +174,12 @@ import RosetClient
         let open = try h.fs.open(inode: inode, flags: O_WRONLY | O_TRUNC, context: h.ctx)
         try h.write(inode, open.handle, at: 0, bytes("unsaved work"))
         // A clean shutdown seals open entries; simulate a crash (kill -9 while the file was open)
-        // by putting the journal back to an `open` record, as it stood before the seal.
+        // by putting the journal back to an `open` record, as it stood before the seal, written
+        // in layout 1 (one file per record, as an earlier version did): recovery still reads it.
         h.fs.shutdown(grace: 0)
         let journal = h.files("journal")
         #expect(journal.count == 1)
-        var record = try JournalRecord.decode(Array(FileManager.default.contents(atPath: h.spoolFolder + "/journal/" + journal[0])!))
+        var record = try #require(JournalLog.read(path: h.spoolFolder + "/journal/" + journal[0]).newest)
         record.state = .open
         record.sequence += 1
         try FileManager.default.removeItem(atPath: h.spoolFolder + "/journal/" + journal[0])
@@ -128,7 +205,8 @@ import RosetClient
         // Tear one record, corrupt the other entry's data.
         let tornPath = h.spoolFolder + "/journal/" + records[0]
         let whole = FileManager.default.contents(atPath: tornPath)!
-        try whole.prefix(whole.count / 2).write(to: URL(fileURLWithPath: tornPath))
+        // Torn inside its first frame: no valid record at all.
+        try whole.prefix(40).write(to: URL(fileURLWithPath: tornPath))
         let otherId = String(records[1].split(separator: ".")[0])
         try Data(bytes("BRAVO")).write(to: URL(fileURLWithPath: h.spoolFolder + "/data/" + otherId))
         h.cloud.unblock("initUpload")

@@ -19,7 +19,7 @@ import RosetClient
         // Sealed before the upload: data + one durable journal record.
         #expect(h.files("data").count == 1)
         #expect(h.files("journal").count == 1)
-        let record = try JournalRecord.decode(Array(FileManager.default.contents(atPath: h.spoolFolder + "/journal/" + h.files("journal")[0])!))
+        let record = try #require(JournalLog.read(path: h.spoolFolder + "/journal/" + h.files("journal")[0]).newest)
         #expect(record.state == .sealed)
         #expect(record.size == 10_000)
         #expect(record.sha256 == SHA256Hasher.hex(of: pattern(10_000)))
@@ -334,7 +334,7 @@ import RosetClient
         h.fs.shutdown(grace: 0.1)
         #expect(h.errno { _ = try h.fs.create(parent: rootInode, name: "late", mode: 0o644, flags: O_WRONLY, context: h.ctx) } == EROFS)
         #expect(h.files("data").count == 1)
-        let record = try JournalRecord.decode(Array(FileManager.default.contents(atPath: h.spoolFolder + "/journal/" + h.files("journal")[0])!))
+        let record = try #require(JournalLog.read(path: h.spoolFolder + "/journal/" + h.files("journal")[0]).newest)
         #expect(record.state == .sealed)
         h.cloud.unblock("initUpload")
     }
