@@ -48,6 +48,7 @@ func makeFileSystem(_ config: MountConfiguration) throws -> FileSystemOperations
     fs.uploadConcurrency = config.uploadConcurrency
     fs.partSizeMB = config.partSizeMB
     fs.closeWait = config.closeWait
+    fs.uploadDelay = Double(config.uploadDelayMs) / 1000
     fs.shutdownGrace = config.shutdownGrace
     do {
         return try RosetFileSystem(configuration: fs, controlPlane: client, store: client,

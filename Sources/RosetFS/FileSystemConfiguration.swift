@@ -30,6 +30,9 @@ public struct FileSystemConfiguration: Sendable {
     public var partSizeMB: Int = 16
     /// close(2) waits for the upload too.
     public var closeWait = false
+    /// Seconds of pause in the closes a file below the part size waits for before its upload
+    /// starts (at most 20 times that in all); 0 uploads at once.
+    public var uploadDelay: Double = 0.5
     /// Seconds pending uploads get at unmount.
     public var shutdownGrace: Double = 30
 

@@ -48,7 +48,7 @@ extension RosetFileSystem {
         e.failedAttempts = 0
         e.reportedFailure = nil
         budget.drainStarted()
-        uploader.enqueue(e)
+        uploader.enqueue(e, size: e.record.size)
     }
 
     /// Puts a sealed (or uploading) entry back into `.writing` (caller holds cond, not busy).
@@ -382,7 +382,10 @@ extension RosetFileSystem {
             generation = e.generation
         }
         e.cond.unlock()
-        if config.closeWait { try waitForUpload(e, generation: generation) }
+        if config.closeWait {
+            uploader.hurry(e)
+            try waitForUpload(e, generation: generation)
+        }
     }
 
     public func release(inode: InodeNumber, handle: FileHandleID) throws {
@@ -402,6 +405,7 @@ extension RosetFileSystem {
         }
         let generation = e.generation
         e.cond.unlock()
+        uploader.hurry(e)
         try waitForUpload(e, generation: generation)
     }
 

@@ -222,6 +222,7 @@ extension RosetFileSystem: UploadDelegate {
         guard first else { return }
         if config.readOnly { return }
         let deadline = Date().addingTimeInterval(max(0, grace))
+        uploader.hurryEverythingFromNowOn()
         // A new mount of this spool started meanwhile waits for the lock instead of failing.
         publishStatus(.draining, drainUntil: deadline)
         for e in liveEntries {

@@ -83,7 +83,8 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         budget = SpoolBudget(capacityBytes: Int64(max(1, configuration.spoolMaxMB)) << 20)
         let partSize = tuning.partSizeBytes ?? (Int64(max(5, configuration.partSizeMB)) << 20)
         uploader = Uploader(controlPlane: controlPlane, store: store, spool: spool, logger: logger, tuning: tuning,
-                            partSize: partSize, concurrency: configuration.uploadConcurrency)
+                            partSize: partSize, concurrency: configuration.uploadConcurrency,
+                            uploadDelay: configuration.closeWait ? 0 : configuration.uploadDelay)
         uploader.delegate = self
         if !configuration.readOnly {
             recoverSpool()

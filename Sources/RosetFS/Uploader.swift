@@ -5,7 +5,12 @@
 //   `uploadCompleted`); failures are retried with capped exponential backoff, never dropped;
 // - no parts of two generations mix: every checkpoint compares the entry's generation;
 // - at most `concurrency` part PUTs are in flight across all files;
-// - a 403 on a part URL fetches a fresh URL; an unknown/expired token restarts with a new init.
+// - a 403 on a part URL fetches a fresh URL; an unknown/expired token restarts with a new init;
+// - a file below the part size waits for a pause of `uploadDelay` in the closes before its upload
+//   starts, at most `maxDeferralFactor` × that after it was queued: a burst of small writes then
+//   runs without uploads competing for the 2 cores and the disk, and a file rewritten within the
+//   pause is uploaded once (rclone's VFS waits 5 s after close for the same reasons). Large files,
+//   retries, recovered entries, fsync, close_wait and shutdown never wait.
 import Foundation
 import Logging
 import RosetClient
@@ -38,14 +43,27 @@ final class Uploader: @unchecked Sendable {
     weak var delegate: UploadDelegate?
     let counters = UploadCounters()
 
+    private struct Queued {
+        let entry: SpoolEntry
+        let queuedAt: Date
+        let deferrable: Bool
+    }
+
+    static let maxDeferralFactor = 20.0
+    private let uploadDelay: Double
     private let cond = NSCondition()
-    private var queue: [SpoolEntry] = []
+    private var queue: [Queued] = []
+    /// When the last deferrable entry was queued (the end of the current burst, so far).
+    private var lastDeferrableQueued = Date.distantPast
+    /// Entries someone waits for (fsync, close_wait): never deferred.
+    private var hurried = Set<ObjectIdentifier>()
+    private var hurryEverything = false
     private var active = 0
     private var stopped = false
     private let partSlots: DispatchSemaphore
 
     init(controlPlane: ControlPlane, store: ObjectStore, spool: Spool, logger: Logger,
-         tuning: FileSystemTuning, partSize: Int64, concurrency: Int) {
+         tuning: FileSystemTuning, partSize: Int64, concurrency: Int, uploadDelay: Double = 0) {
         self.controlPlane = controlPlane
         self.store = store
         self.spool = spool
@@ -53,6 +71,7 @@ final class Uploader: @unchecked Sendable {
         self.tuning = tuning
         self.configuredPartSize = partSize
         self.concurrency = max(1, concurrency)
+        self.uploadDelay = max(0, uploadDelay)
         self.partSlots = DispatchSemaphore(value: max(1, concurrency))
     }
 
@@ -64,11 +83,43 @@ final class Uploader: @unchecked Sendable {
         }
     }
 
-    /// Queues a sealed entry (phase `.queued`).
-    func enqueue(_ entry: SpoolEntry) {
+    /// Queues a sealed entry (phase `.queued`). `size`, given by a caller that holds the entry's
+    /// cond, lets a small file wait for a pause in the closes; without it the upload starts at once.
+    func enqueue(_ entry: SpoolEntry, size: Int64? = nil) {
+        let deferrable = uploadDelay > 0 && size.map { $0 < configuredPartSize } == true
+        let now = Date()
         cond.lock()
-        if !stopped { queue.append(entry); cond.signal() }
+        if !stopped {
+            queue.append(Queued(entry: entry, queuedAt: now, deferrable: deferrable))
+            if deferrable { lastDeferrableQueued = now }
+            cond.signal()
+        }
         cond.unlock()
+    }
+
+    /// Someone waits for this entry's upload: it does not wait for a pause in the closes.
+    func hurry(_ entry: SpoolEntry) {
+        cond.lock(); hurried.insert(ObjectIdentifier(entry)); cond.broadcast(); cond.unlock()
+    }
+
+    /// Shutdown: nothing waits for a pause any more.
+    func hurryEverythingFromNowOn() {
+        cond.lock(); hurryEverything = true; cond.broadcast(); cond.unlock()
+    }
+
+    /// The queue position of the next entry to upload at `now`, or the time to look again
+    /// (caller holds `cond`).
+    private func nextReady(now: Date) -> (index: Int?, recheckAt: Date?) {
+        if queue.isEmpty { return (nil, nil) }
+        let pauseReached = now.timeIntervalSince(lastDeferrableQueued) >= uploadDelay
+        if hurryEverything || pauseReached { return (0, nil) }
+        var recheck = lastDeferrableQueued.addingTimeInterval(uploadDelay)
+        for (i, q) in queue.enumerated() {
+            let deadline = q.queuedAt.addingTimeInterval(uploadDelay * Self.maxDeferralFactor)
+            if !q.deferrable || hurried.contains(ObjectIdentifier(q.entry)) || now >= deadline { return (i, nil) }
+            recheck = min(recheck, deadline)
+        }
+        return (nil, recheck)
     }
 
     /// Entries queued or being uploaded.
@@ -94,9 +145,17 @@ final class Uploader: @unchecked Sendable {
     private func workerLoop() {
         while true {
             cond.lock()
-            while queue.isEmpty && !stopped { cond.wait() }
-            if stopped { cond.unlock(); return }
-            let entry = queue.removeFirst()
+            var picked: SpoolEntry?
+            while !stopped {
+                let (index, recheckAt) = nextReady(now: Date())
+                if let index {
+                    picked = queue.remove(at: index).entry
+                    break
+                }
+                if let recheckAt { _ = cond.wait(until: recheckAt) } else { cond.wait() }
+            }
+            guard let entry = picked, !stopped else { cond.unlock(); return }
+            hurried.remove(ObjectIdentifier(entry))
             active += 1
             cond.unlock()
             run(entry)

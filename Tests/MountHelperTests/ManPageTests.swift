@@ -130,7 +130,7 @@ private func optionNamesInResolver() throws -> Set<String> {
                          "dir_mode": "0755", "max_read": "131072", "blksize": "4096", "spool_dir": "/tmp/s",
                          "mount_id": "m", "log_file": "/tmp/l"][name]
             let numeric = ["cache_ttl", "cache_size_mb", "spool_max_mb", "upload_concurrency", "part_size_mb",
-                           "shutdown_grace", "max_threads"].contains(name)
+                           "shutdown_grace", "max_threads", "upload_delay_ms"].contains(name)
             let optstr = value.map { "\(name)=\($0)" } ?? (numeric ? "\(name)=8" : name)
             var request = MountRequest(spec: "default", mountpoint: "/mnt/x", options: try MountOptionList.parse(optstr))
             request.sloppy = false

@@ -30,6 +30,7 @@ final class Harness: @unchecked Sendable {
         base = NSTemporaryDirectory() + "rosetfs-test-\(UUID().uuidString.prefix(8))"
         config = FileSystemConfiguration(apiURL: "http://127.0.0.1:1/", mountId: "m1", spoolDirectory: base)
         config.cacheTTL = 60
+        config.uploadDelay = 0      // uploads start at once unless a test is about the delay
         let clock = self.clock
         tuning.now = { clock.now }
         tuning.retryBaseDelay = 0.005

@@ -32,6 +32,7 @@ import RosetClient
     static func makeFileSystem(base: String, cloud: FakeCloud) throws -> RosetFileSystem {
         var config = FileSystemConfiguration(apiURL: "http://127.0.0.1:1/", mountId: "m1", spoolDirectory: base)
         config.uploadConcurrency = 1
+        config.uploadDelay = 0
         var tuning = FileSystemTuning()
         tuning.partSizeBytes = 4096
         tuning.retryBaseDelay = 0.005

@@ -73,6 +73,31 @@ import RosetClient
         #expect(h.cloud.content(of: h.cloud.child("large")!.id) == pattern(4096 * 5 + 100, seed: 3))
     }
 
+    @Test func smallFilesWaitForAPauseInTheClosesButLargeFilesAndFsyncDoNot() throws {
+        // A 2 s pause: long enough that nothing below happens by the clock running out.
+        let h = try Harness { c, t in c.uploadDelay = 2; t.partSizeBytes = 4096 }
+        for i in 0..<5 { try h.writeFile("burst-\(i)", pattern(100 + i)) }
+        // A large file starts at once, while the small ones still wait for the pause.
+        try h.writeFile("large", pattern(4096 * 3, seed: 9))
+        let deadline = Date().addingTimeInterval(10)
+        while h.cloud.child("large").map({ h.cloud.content(of: $0.id) }) != pattern(4096 * 3, seed: 9) && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        #expect(h.cloud.child("large").map { h.cloud.content(of: $0.id) } == pattern(4096 * 3, seed: 9))
+        #expect(h.cloud.count("commitUpload") == 0, "no small file was uploaded during the burst")
+        // fsync does not wait for the pause either; the other small files still do.
+        let (entry, open) = try h.fs.create(parent: rootInode, name: "synced", mode: 0o644, flags: O_WRONLY | O_CREAT, context: h.ctx)
+        _ = try bytes("durable now").withUnsafeBytes { try h.fs.write(inode: entry.attributes.inode, handle: open.handle, offset: 0, data: $0) }
+        try h.fs.fsync(inode: entry.attributes.inode, handle: open.handle, dataOnly: false)
+        #expect(h.cloud.child("synced").map { h.cloud.content(of: $0.id) } == bytes("durable now"))
+        #expect(h.cloud.count("commitUpload") == 1, "only the fsynced file")
+        try h.fs.flush(inode: entry.attributes.inode, handle: open.handle)
+        try h.fs.release(inode: entry.attributes.inode, handle: open.handle)
+        // After the pause every small file goes up.
+        #expect(h.drain(timeout: 30))
+        for i in 0..<5 { #expect(h.cloud.child("burst-\(i)").map { h.cloud.content(of: $0.id) } == pattern(100 + i)) }
+    }
+
     @Test func partSizeGrowsSoNoFileNeedsMoreThanTenThousandParts() {
         let mib: Int64 = 1 << 20
         let small = PartPlan(size: 100 * mib, configuredPartSize: 16 * mib)
