@@ -97,9 +97,15 @@ final class Uploader: @unchecked Sendable {
         cond.unlock()
     }
 
-    /// Someone waits for this entry's upload: it does not wait for a pause in the closes.
+    /// Someone waits for this entry's upload: it does not wait for a pause in the closes. (An
+    /// entry no longer queued is already on its way; it is not remembered.)
     func hurry(_ entry: SpoolEntry) {
-        cond.lock(); hurried.insert(ObjectIdentifier(entry)); cond.broadcast(); cond.unlock()
+        cond.lock()
+        if queue.contains(where: { $0.entry === entry }) {
+            hurried.insert(ObjectIdentifier(entry))
+            cond.broadcast()
+        }
+        cond.unlock()
     }
 
     /// Shutdown: nothing waits for a pause any more.
