@@ -291,9 +291,10 @@ final class Spool: @unchecked Sendable {
             }
             Glibc.close(fd)
             if failure != 0 { throw FSError(failure == ENOSPC || failure == EDQUOT ? ENOSPC : EIO) }
-            if durable && before <= 0 {
-                let first = lock.withLock { journalNamesSynced.insert(record.entryId).inserted }
-                if first { syncFolder(journalFolder) }
+            // The file's name is made durable once, at its first durable record (usually the
+            // seal; the `open` record before it created the file without any sync).
+            if durable, lock.withLock({ journalNamesSynced.insert(record.entryId).inserted }) {
+                syncFolder(journalFolder)
             }
         }
         crashPointHook?("\(record.state.rawValue) record \(record.sequence) of \(record.entryId) written")
