@@ -152,7 +152,7 @@ public struct SpoolReport: Codable, Sendable {
         var newest: [String: JournalRecord] = [:]
         for file in (try? fm.contentsOfDirectory(atPath: journal)) ?? [] {
             guard let id = JournalLog.entryId(ofFile: file) else { continue }
-            let contents = JournalLog.read(path: journal + "/" + file)
+            let contents = JournalLog.read(path: journal + "/" + file, entryId: id)
             if contents.problem != nil { report.tornRecords.append(journal + "/" + file) }
             if let record = contents.newest, newest[id].map({ $0.sequence < record.sequence }) ?? true { newest[id] = record }
         }
