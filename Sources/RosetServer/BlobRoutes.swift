@@ -101,10 +101,10 @@ struct BlobRoutes: Sendable {
     private func get(_ request: Request, _ context: BasicRequestContext, key: String) async throws -> Response {
         if let early = try await prologue(.download, request, method: "GET", resource: "o/\(key)") { return early }
         let path = store.objectPath(key)
-        guard let attrs = try? FileManager.default.attributesOfItem(atPath: path),
-              let size = (attrs[.size] as? NSNumber)?.int64Value else {
+        guard let segments = store.objectSegments(key) else {
             return Self.error(404, "NOT_FOUND", "no such object")
         }
+        let size = segments.reduce(0) { $0 + $1.size }
         let f = faults.current
         var headers: HTTPFields = [.contentType: "application/octet-stream", .acceptRanges: "bytes"]
         if let etag = try? String(contentsOfFile: path + ".etag", encoding: .utf8) { headers[.eTag] = "\"\(etag)\"" }
@@ -124,16 +124,58 @@ struct BlobRoutes: Sendable {
         if f.shouldDrop(.download) {
             faults.count("faults.drops")
             let count = Int(range.count)
-            let partial = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
-                .subdata(in: Int(range.lowerBound)..<Int(range.lowerBound) + min(count / 2, 64 << 10))
+            let partial = try Self.read(segments, offset: range.lowerBound, length: min(count / 2, 64 << 10))
             return Response(status: status, headers: headers, body: ResponseBody(contentLength: count) { writer in
-                if !partial.isEmpty { try await writer.write(ByteBuffer(bytes: partial)) }
+                if partial.readableBytes > 0 { try await writer.write(partial) }
                 throw InjectedDrop()
             })
         }
-        let body = try await fileIO.loadFile(path: path, range: Int(range.lowerBound)...Int(range.upperBound),
-                                             context: context, chunkLength: 1 << 20)
+        if segments.count == 1 {
+            let body = try await fileIO.loadFile(path: path, range: Int(range.lowerBound)...Int(range.upperBound),
+                                                 context: context, chunkLength: 1 << 20)
+            return Response(status: status, headers: headers, body: body)
+        }
+        // A multipart object: its part files in turn, read off the event loop 1 MiB at a time.
+        let body = ResponseBody(contentLength: Int(range.count)) { writer in
+            var offset = range.lowerBound
+            while offset <= range.upperBound {
+                let (start, length) = (offset, Int(min(1 << 20, range.upperBound + 1 - offset)))
+                let chunk = try await withCheckedThrowingContinuation { continuation in
+                    DispatchQueue.global().async {
+                        continuation.resume(with: Result { try Self.read(segments, offset: start, length: length) })
+                    }
+                }
+                try await writer.write(chunk)
+                offset += Int64(length)
+            }
+            try await writer.finish(nil)
+        }
         return Response(status: status, headers: headers, body: body)
+    }
+
+    /// Bytes [offset, offset + length) of an object made of `segments` (blocking reads).
+    static func read(_ segments: [(path: String, size: Int64)], offset: Int64, length: Int) throws -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: length)
+        var segmentStart: Int64 = 0
+        var position = offset
+        let end = offset + Int64(length)
+        for segment in segments {
+            defer { segmentStart += segment.size }
+            guard position < end, position < segmentStart + segment.size else { continue }
+            let fd = open(segment.path, O_RDONLY)
+            guard fd >= 0 else { throw APIError.storage("cannot open object part") }
+            defer { close(fd) }
+            while position < min(end, segmentStart + segment.size) {
+                let want = Int(min(end, segmentStart + segment.size) - position)
+                let n = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: want) { out in
+                    pread(fd, out.baseAddress, want, off_t(position - segmentStart))
+                }
+                guard n > 0 else { throw APIError.storage("object part is shorter than it was") }
+                position += Int64(n)
+            }
+        }
+        guard position == end else { throw APIError.storage("object is shorter than it was") }
+        return buffer
     }
 
     private func put(_ request: Request, _ context: BasicRequestContext, resource: String, path: String) async throws -> Response {

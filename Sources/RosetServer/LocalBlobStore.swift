@@ -1,10 +1,14 @@
 // Blob backend (a): a local folder, served by this server under /blob/ with its own signed URLs.
 // Layout under DATA/blobs:
-//   objects/<mountId>/<nodeId>/<objectId>        object bytes (+ ".etag" sidecar: quoted-less MD5)
+//   objects/<mountId>/<nodeId>/<objectId>        object bytes (+ ".etag" sidecar: quoted-less MD5),
+//                                                or, for a multipart object of several parts, a
+//                                                folder of its part files `part-00001`, … in order
 //   parts/<mountId>_<nodeId>_<objectId>/<n>      uploaded parts (+ ".etag" sidecars)
 //   tmp/                                         in-flight writes, renamed into place when whole
-// Invariants: an object or part file appears only complete (written to tmp/, then renamed); part
-// assembly streams part files in order and never holds a whole object in memory.
+// Invariants: an object or part file appears only complete (written to tmp/, then renamed); an
+// object appears only whole (its folder is assembled in tmp/, then renamed). Complete moves the
+// listed part files, it never copies them: concatenating a 1 GiB upload took this server 2.7 s
+// of the 2 cores the client also runs on.
 import Crypto
 import Foundation
 
@@ -71,18 +75,22 @@ final class LocalBlobStore: BlobBackend, @unchecked Sendable {
             let tmp = tmpPath()
             var size: Int64 = 0
             if sorted.count == 1 {
-                // One part is the object: move it instead of copying it.
+                // One part is the object: move it.
                 guard rename(partPath(key, sorted[0].number), tmp) == 0 else { throw APIError.storage("cannot move part") }
-                size = (try FileManager.default.attributesOfItem(atPath: tmp)[.size] as? NSNumber)?.int64Value ?? 0
+                size = Self.fileSize(tmp) ?? 0
             } else {
-                let out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-                guard out >= 0 else { throw APIError.storage("cannot create object") }
-                defer { close(out) }
-                do {
-                    for p in sorted { size += try FileCopy.append(source: partPath(key, p.number), to: out) }
-                } catch {
-                    unlink(tmp)
-                    throw error
+                guard mkdir(tmp, 0o755) == 0 else { throw APIError.storage("cannot create object") }
+                var moved: [(from: String, to: String)] = []
+                for (i, p) in sorted.enumerated() {
+                    let to = tmp + "/" + Self.segmentName(i + 1)
+                    guard rename(partPath(key, p.number), to) == 0 else {
+                        // Put back what moved, so that a repeated complete finds every part.
+                        for m in moved { rename(m.to, m.from) }
+                        try? FileManager.default.removeItem(atPath: tmp)
+                        throw APIError.storage("cannot move part \(p.number)")
+                    }
+                    moved.append((partPath(key, p.number), to))
+                    size += Self.fileSize(to) ?? 0
                 }
             }
             let etag = Hex.encode(Data(Insecure.MD5.hash(data: digests))) + "-\(sorted.count)"
@@ -94,9 +102,35 @@ final class LocalBlobStore: BlobBackend, @unchecked Sendable {
 
     func statObject(storageKey: String) async throws -> CompletedObject? {
         let path = objectPath(storageKey)
-        guard let attrs = try? FileManager.default.attributesOfItem(atPath: path),
+        guard let segments = objectSegments(storageKey),
               let etag = try? String(contentsOfFile: path + ".etag", encoding: .utf8) else { return nil }
-        return CompletedObject(etag: etag, size: (attrs[.size] as? NSNumber)?.int64Value ?? 0)
+        return CompletedObject(etag: etag, size: segments.reduce(0) { $0 + $1.size })
+    }
+
+    /// The files an object is made of, in order (one for a plain object); nil if there is none.
+    func objectSegments(_ key: String) -> [(path: String, size: Int64)]? {
+        let path = objectPath(key)
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { return nil }
+        if !isFolder.boolValue { return Self.fileSize(path).map { [(path, $0)] } }
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: path) else { return nil }
+        var segments: [(path: String, size: Int64)] = []
+        for name in names.filter({ $0.hasPrefix("part-") }).sorted() {
+            guard let size = Self.fileSize(path + "/" + name) else { return nil }
+            segments.append((path + "/" + name, size))
+        }
+        return segments
+    }
+
+    static func segmentName(_ index: Int) -> String {
+        let digits = String(index)
+        return "part-" + String(repeating: "0", count: max(0, 5 - digits.count)) + digits
+    }
+
+    static func fileSize(_ path: String) -> Int64? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return Int64(st.st_size)
     }
 
     func abort(_ upload: UploadRecord) async {
