@@ -58,6 +58,8 @@ struct FileSystemTuning: Sendable {
     /// Consecutive failed attempts after which fsync/close-wait waiters get EIO (the uploader
     /// keeps retrying in the background).
     var attemptsBeforeReporting = 5
+    /// Full parts of a file written sequentially are uploaded before its close.
+    var streamParts = true
     /// Chunk size of downloads that bring existing content into the spool.
     var materializeChunk = 4 << 20
 }

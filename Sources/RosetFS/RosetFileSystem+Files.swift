@@ -54,16 +54,24 @@ extension RosetFileSystem {
     /// Puts a sealed (or uploading) entry back into `.writing` (caller holds cond, not busy).
     func reopen(_ e: SpoolEntry) {
         guard e.phase == .queued || e.phase == .uploading else { return }
+        e.generation += 1
+        e.phase = .writing
+        dropUploadSession(e)
+        e.record.sha256 = nil
+        try? e.persist(spool, state: .open, durable: false, now: now)
+        budget.drainEnded()
+    }
+
+    /// Forgets the entry's upload session, whose parts no longer match the content (caller holds
+    /// cond; persisting is the caller's business).
+    func dropUploadSession(_ e: SpoolEntry) {
         // Aborting the upload whose init created the node would make the server drop that node
         // (it never got content), and the next attempt's init(nodeId:) would find nothing: such
         // a token is left to expire instead.
         let token = e.record.target.createdByUpload ? nil : e.record.upload?.token
-        e.generation += 1
-        e.phase = .writing
         e.record.upload = nil
-        e.record.sha256 = nil
-        try? e.persist(spool, state: .open, durable: false, now: now)
-        budget.drainEnded()
+        e.nextStreamedPart = 1
+        e.streamingFailed = false
         if let token {
             let cp = controlPlane
             DispatchQueue.global().async { try? cp.abortUpload(token: token) }
@@ -191,6 +199,10 @@ extension RosetFileSystem {
         e.explicitMtime = nil
         e.record.metadata?[PosixMetadata.mtime] = nil
         if e.record.target.nodeId != nil { e.dropRemoteMtime = true }
+        // A streamed session holds parts of what was there: a change below them ends it.
+        if e.phase == .writing, e.record.upload != nil, (e.hasher?.count ?? -1) < uploader.streamedExtent(e) {
+            dropUploadSession(e)
+        }
     }
 
     // MARK: open
@@ -243,8 +255,13 @@ extension RosetFileSystem {
             try prepareReader(file, key: try settled(key))
         }
         let signature = try openSignature(key: key)
-        return OpenReply(handle: addHandle(file), keepCache: keepCache(inode: inode, signature: signature))
+        return OpenReply(handle: addHandle(file), keepCache: keepCache(inode: inode, signature: signature),
+                         directIO: Self.bypassesPageCache(flags: flags))
     }
+
+    /// A write-only handle skips the kernel's page cache: nothing can read through it, and the
+    /// cache copy of every written byte cost as much CPU as the spool write itself (2 cores).
+    static func bypassesPageCache(flags: Int32) -> Bool { flags & O_ACCMODE == O_WRONLY }
 
     /// A reader over the node's current content (signed URL fetched now, cached per handle).
     func prepareReader(_ file: OpenFile, key: String) throws {
@@ -296,7 +313,8 @@ extension RosetFileSystem {
         let file = OpenFile(inode: entry.attributes.inode, writable: true, entry: e)
         let id = addHandle(file)
         let signature = (try? openSignature(key: e.key)) ?? ""
-        return (entry, OpenReply(handle: id, keepCache: keepCache(inode: entry.attributes.inode, signature: signature)))
+        return (entry, OpenReply(handle: id, keepCache: keepCache(inode: entry.attributes.inode, signature: signature),
+                                 directIO: Self.bypassesPageCache(flags: flags)))
     }
 
     // MARK: read / write
@@ -365,6 +383,7 @@ extension RosetFileSystem {
             if offset == h.count { h.update(data); e.hasher = h } else { e.hasher = nil }
         }
         markWritten(e)
+        uploader.streamFullParts(e)
         e.cond.unlock()
         return data.count
     }

@@ -164,6 +164,9 @@ extension RosetFileSystem: UploadDelegate {
                 continue
             }
             if record.state == .open {
+                // Parts streamed before the crash: give up that session (and the empty node its
+                // init made); the content goes up whole under the new name.
+                if let token = record.upload?.token { try? controlPlane.abortUpload(token: token) }
                 // Written up to the crash but never closed: never over the original.
                 record.target = SpoolTarget(parentId: record.target.parentId, name: "\(record.target.name).recovered-\(stamp)")
                 record.size = data.size()

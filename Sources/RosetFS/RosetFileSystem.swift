@@ -84,7 +84,7 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         let partSize = tuning.partSizeBytes ?? (Int64(max(5, configuration.partSizeMB)) << 20)
         uploader = Uploader(controlPlane: controlPlane, store: store, spool: spool, logger: logger, tuning: tuning,
                             partSize: partSize, concurrency: configuration.uploadConcurrency,
-                            uploadDelay: configuration.uploadDelay)
+                            uploadDelay: configuration.uploadDelay, streaming: tuning.streamParts)
         uploader.delegate = self
         if !configuration.readOnly {
             recoverSpool()

@@ -5,6 +5,9 @@
 // - `generation` grows whenever the entry is reopened or cancelled, so an upload attempt started
 //   for an older generation abandons itself at its next checkpoint and never completes stale data;
 // - while `phase == .completing` nobody reopens, retargets or cancels: they wait.
+// - while the entry is written sequentially (`hasher != nil`), bytes [0, size) are in the data
+//   file, so full parts below `size` may be uploaded before the close (streaming, see Uploader);
+//   such parts are recorded in `record.upload` only while its token is the one they were sent for.
 import Foundation
 import RosetClient
 
@@ -44,6 +47,13 @@ final class SpoolEntry: @unchecked Sendable {
     var reportedFailure: Error?
     /// Generation whose upload was confirmed.
     var completedGeneration = -1
+    /// Next part number a streaming thread takes while the file is still being written (parts
+    /// below it are sent or on their way).
+    var nextStreamedPart = 1
+    /// Streaming threads running for this entry; the uploader waits for them before its attempt.
+    var streamersActive = 0
+    /// Streaming failed once for this generation: the rest waits for the close, as before.
+    var streamingFailed = false
     /// Recovered with journal files of layout 1: remove them all (a folder scan) at the end.
     var hasStrayJournalFiles = false
 

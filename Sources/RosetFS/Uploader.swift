@@ -6,6 +6,9 @@
 // - no parts of two generations mix: every checkpoint compares the entry's generation;
 // - at most `concurrency` part PUTs are in flight across all files;
 // - a 403 on a part URL fetches a fresh URL; an unknown/expired token restarts with a new init;
+// - a file written sequentially streams its full parts while it is still open (one thread per
+//   file, init at the first full part); the attempt after the close waits for that thread and
+//   sends only the parts still missing;
 // - a file below the part size waits for a pause of `uploadDelay` in the closes before its upload
 //   starts, at most `maxDeferralFactor` × that after it was queued: a burst of small writes then
 //   runs without uploads competing for the 2 cores and the disk, and a file rewritten within the
@@ -40,6 +43,8 @@ final class Uploader: @unchecked Sendable {
     private let tuning: FileSystemTuning
     private let configuredPartSize: Int64
     private let concurrency: Int
+    /// Full parts of a sequentially written file go out before its close.
+    private let streaming: Bool
     weak var delegate: UploadDelegate?
     let counters = UploadCounters()
 
@@ -63,7 +68,7 @@ final class Uploader: @unchecked Sendable {
     private let partSlots: DispatchSemaphore
 
     init(controlPlane: ControlPlane, store: ObjectStore, spool: Spool, logger: Logger,
-         tuning: FileSystemTuning, partSize: Int64, concurrency: Int, uploadDelay: Double = 0) {
+         tuning: FileSystemTuning, partSize: Int64, concurrency: Int, uploadDelay: Double = 0, streaming: Bool = true) {
         self.controlPlane = controlPlane
         self.store = store
         self.spool = spool
@@ -72,6 +77,7 @@ final class Uploader: @unchecked Sendable {
         self.configuredPartSize = partSize
         self.concurrency = max(1, concurrency)
         self.uploadDelay = max(0, uploadDelay)
+        self.streaming = streaming
         self.partSlots = DispatchSemaphore(value: max(1, concurrency))
     }
 
@@ -228,6 +234,8 @@ final class Uploader: @unchecked Sendable {
 
     private func upload(_ entry: SpoolEntry, generation: Int) throws -> Node {
         entry.cond.lock()
+        // Parts streamed before the close are still on their way: take them, do not send them twice.
+        while entry.streamersActive > 0 { entry.cond.wait() }
         let size = entry.record.size
         let plan = PartPlan(size: size, configuredPartSize: configuredPartSize)
         var progress = entry.record.upload
@@ -244,7 +252,8 @@ final class Uploader: @unchecked Sendable {
         }
         var singleURL: String?
         if progress == nil {
-            let (grant, fresh) = try initUpload(entry, generation: generation, plan: plan)
+            let (grant, fresh) = try initUpload(entry, generation: generation, size: plan.size, multipart: plan.isMultipart,
+                                                partSize: plan.partSize, streaming: false)
             progress = fresh
             singleURL = grant.uploadURL
         }
@@ -282,11 +291,19 @@ final class Uploader: @unchecked Sendable {
         entry.phase = .completing
     }
 
-    /// Init, retargeting a new file to the existing node if the name was taken meanwhile.
-    private func initUpload(_ entry: SpoolEntry, generation: Int, plan: PartPlan) throws -> (UploadGrant, UploadProgress) {
+    /// Init, retargeting a new file to the existing node if the name was taken meanwhile. A
+    /// streaming init (the file still open, or sealed meanwhile) announces size 0, as the size is
+    /// not known yet.
+    private func initUpload(_ entry: SpoolEntry, generation: Int, size: Int64, multipart: Bool, partSize: Int64,
+                            streaming: Bool) throws -> (UploadGrant, UploadProgress) {
+        func isCurrent() -> Bool {
+            entry.generation == generation && !isStopped
+                && (streaming ? (entry.phase == .writing || entry.phase == .queued) && entry.record.upload == nil
+                              : entry.phase == .uploading)
+        }
         entry.cond.lock()
         entry.waitWhileBusy()
-        guard entry.generation == generation, entry.phase == .uploading else { entry.cond.unlock(); throw Abandoned() }
+        guard isCurrent() else { entry.cond.unlock(); throw Abandoned() }
         entry.initInFlight = true
         let target = entry.record.target
         let metadata = entry.record.metadata
@@ -298,11 +315,11 @@ final class Uploader: @unchecked Sendable {
         var created: String?
         do {
             if let nodeId = target.nodeId {
-                grant = try controlPlane.initUpload(UploadRequest(nodeId: nodeId, size: plan.size, multipart: plan.isMultipart))
+                grant = try controlPlane.initUpload(UploadRequest(nodeId: nodeId, size: size, multipart: multipart))
             } else {
                 do {
-                    grant = try controlPlane.initUpload(UploadRequest(parentId: target.parentId, name: target.name, size: plan.size,
-                                                                      multipart: plan.isMultipart, metadata: metadata))
+                    grant = try controlPlane.initUpload(UploadRequest(parentId: target.parentId, name: target.name, size: size,
+                                                                      multipart: multipart, metadata: metadata))
                     assigned = grant.nodeId
                     created = grant.nodeId
                 } catch let e as RosetError where e.kind == .nameConflict
@@ -314,7 +331,7 @@ final class Uploader: @unchecked Sendable {
             } catch let e as RosetError where e.kind == .nameConflict && e.existingNodeId != nil {
                     // Created elsewhere since we looked: our content becomes its new version (last close wins).
                     logger.info("name taken at upload; uploading as a new version", metadata: ["name": "\(target.name)"])
-                    grant = try controlPlane.initUpload(UploadRequest(nodeId: e.existingNodeId!, size: plan.size, multipart: plan.isMultipart))
+                    grant = try controlPlane.initUpload(UploadRequest(nodeId: e.existingNodeId!, size: size, multipart: multipart))
                     if let metadata, !metadata.isEmpty {
                         _ = try? controlPlane.updateNode(id: e.existingNodeId!, parentId: nil, name: nil, metadata: metadata)
                     }
@@ -326,9 +343,9 @@ final class Uploader: @unchecked Sendable {
             throw e
         }
         let progress = UploadProgress(token: grant.uploadToken, expiresAt: grant.expiresAt.timeIntervalSince1970,
-                                      multipart: plan.isMultipart, partSize: plan.partSize, parts: [])
+                                      multipart: multipart, partSize: partSize, parts: [])
         entry.cond.lock()
-        let current = entry.generation == generation && entry.phase == .uploading && !isStopped
+        let current = isCurrent()
         var oldKey: String?
         var move: (parentId: String?, name: String?)?
         var metadataPatch: [String: JSONValue]?
@@ -352,7 +369,10 @@ final class Uploader: @unchecked Sendable {
                 }
             }
             entry.record.upload = progress
-            try? entry.persist(spool, state: .uploading, durable: true, now: tuning.now())
+            // An open entry's record is not durable (recovery re-uploads it whole under a new name;
+            // the token only lets it abort this session and the empty node it made).
+            let state: SpoolEntryState = entry.phase == .writing ? .open : entry.phase == .queued ? .sealed : .uploading
+            try? entry.persist(spool, state: state, durable: state != .open, now: tuning.now())
         }
         let keepCreated = entry.record.target.nodeId == created
         if let oldKey { delegate?.uploadAssignedNode(entry, oldKey: oldKey, newKey: entry.key) }
@@ -423,6 +443,93 @@ final class Uploader: @unchecked Sendable {
         progress = entry.record.upload ?? progress
         entry.cond.unlock()
         guard Set(progress.parts.map(\.partNumber)).count == plan.partCount else { throw Abandoned() }
+    }
+
+    // MARK: Streaming: the parts of a file that is still being written
+
+    /// Threads per file that send parts before its close: two keep the store busy while one
+    /// waits for its part URL, and leave the cores to the writer.
+    static let streamersPerFile = 2
+
+    /// Starts uploading the full parts of an entry written sequentially so far, when one is
+    /// ready and fewer than `streamersPerFile` threads run for it (caller holds the entry's
+    /// cond). The upload then overlaps the writing, and after the close only the last parts and
+    /// complete remain. A failure only ends the streaming: the close-time upload sends whatever
+    /// is missing.
+    func streamFullParts(_ entry: SpoolEntry) {
+        guard streaming, hasStreamablePart(entry) else { return }
+        // The first thread makes the session; more join only once it exists.
+        let wanted = entry.record.upload == nil ? 1 : Self.streamersPerFile
+        guard entry.streamersActive < wanted else { return }
+        entry.streamersActive += 1
+        let generation = entry.generation
+        let thread = Thread { [self] in streamParts(entry, generation: generation) }
+        thread.name = "roset-stream"
+        thread.start()
+    }
+
+    /// Bytes of an open entry that streamed parts may already have sent (caller holds cond): a
+    /// change below this ends the streamed session.
+    func streamedExtent(_ entry: SpoolEntry) -> Int64 { Int64(entry.nextStreamedPart - 1) * configuredPartSize }
+
+    /// Caller holds cond.
+    private func hasStreamablePart(_ entry: SpoolEntry) -> Bool {
+        entry.phase == .writing && entry.hasher != nil && entry.materialized && !entry.unlinked && !entry.streamingFailed
+            && entry.nextStreamedPart <= PartPlan.maxParts
+            && entry.record.size >= Int64(entry.nextStreamedPart) * configuredPartSize
+    }
+
+    private func streamParts(_ entry: SpoolEntry, generation: Int) {
+        defer { entry.cond.withLock { entry.streamersActive -= 1; entry.cond.broadcast() } }
+        while true {
+            entry.cond.lock()
+            guard entry.generation == generation, hasStreamablePart(entry), !isStopped else { entry.cond.unlock(); return }
+            guard let session = entry.record.upload else {
+                entry.cond.unlock()
+                do {
+                    _ = try initUpload(entry, generation: generation, size: 0, multipart: true, partSize: configuredPartSize,
+                                       streaming: true)
+                    entry.cond.withLock { streamFullParts(entry) }  // a second thread may join now
+                    continue
+                } catch {
+                    endStreaming(entry, generation: generation, part: 0, error: error)
+                    return
+                }
+            }
+            guard session.multipart, session.partSize == configuredPartSize else { entry.cond.unlock(); return }
+            let number = entry.nextStreamedPart
+            entry.nextStreamedPart += 1
+            entry.cond.unlock()
+            do {
+                let offset = Int64(number - 1) * configuredPartSize
+                partSlots.wait()
+                let etag: String
+                do {
+                    defer { partSlots.signal() }
+                    let url = try controlPlane.partUploadURL(token: session.token, partNumber: number)
+                    etag = try putWithFreshURL(entry, initialURL: url, token: session.token, partNumber: number,
+                                               offset: offset, length: configuredPartSize, viaPartURL: true)
+                }
+                entry.cond.lock()
+                // Kept only while the session is current: a change below the part drops the session.
+                if entry.generation == generation, entry.isLive, entry.record.upload?.token == session.token {
+                    entry.record.upload?.parts.append(UploadedPart(partNumber: number, etag: etag))
+                    let state = entry.record.state
+                    try? entry.persist(spool, state: state, durable: state != .open, now: tuning.now())
+                }
+                entry.cond.unlock()
+            } catch {
+                endStreaming(entry, generation: generation, part: number, error: error)
+                return
+            }
+        }
+    }
+
+    private func endStreaming(_ entry: SpoolEntry, generation: Int, part: Int, error: Error) {
+        if error is Abandoned { return }
+        entry.cond.withLock { if entry.generation == generation { entry.streamingFailed = true } }
+        logger.info("streaming parts before the close failed; the rest goes after the close",
+                    metadata: ["entry": "\(entry.id)", "part": "\(part)", "error": "\(error)"])
     }
 
     /// PUT of one range; a 403 (expired signature) gets a fresh part URL, up to three times.
