@@ -181,6 +181,64 @@ public final class BlockCache: @unchecked Sendable {
         lock.unlock()
     }
 
+    /// Calls `body` with the cached memory of bytes [offset, offset + length) of the object, one
+    /// buffer per extent, valid only during the call, and returns true; returns false without
+    /// calling it when a block is not cached, in flight or queued (the caller reads by copy, which
+    /// fetches on demand). Saves the copy into a reply buffer, a third of the daemon's work per
+    /// byte on a sequential read. Pins are held only for extents already reserved, and waits
+    /// are only for fetches in flight, never for memory: holding pins cannot starve anyone.
+    func withPinnedRange(objectKey: String, offset: Int64, length: Int, source: RangeSource,
+                         body: ([UnsafeRawBufferPointer]) -> Void) -> Bool {
+        let end = offset + Int64(length)
+        var pinned: [ReadPathExtent] = []
+        func unpinAll() { for extent in pinned { unpin(extent) } }
+        var position = offset
+        lock.lock()
+        while position < end {
+            guard let found = index[objectKey]?[position / Self.blockSize] else {
+                unpinAll()
+                lock.unlock()
+                return false
+            }
+            switch found.state {
+            case .ready:
+                found.pins += 1
+                found.isSpeculative = false
+                moveToNewest(found)
+                pinned.append(found)
+                position = min(end, found.end)
+            case .loading:
+                while found.state == .loading { lock.wait() }
+            case .queued:
+                found.state = .loading
+                found.isSpeculative = false
+                found.source = nil
+                lock.unlock()
+                // A failed prefetch is dropped from the index: the next look falls back to the copy
+                // path, which fetches on demand and reports the error.
+                try? fetch(found, from: source, pinForCaller: false)
+                lock.lock()
+            case .failed, .released:
+                preconditionFailure("dead extents are never indexed")
+            }
+        }
+        lock.unlock()
+        var buffers: [UnsafeRawBufferPointer] = []
+        buffers.reserveCapacity(pinned.count)
+        var start = offset
+        for extent in pinned {
+            let from = Int(start - extent.start)
+            let count = Int(min(end, extent.end) - start)
+            buffers.append(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(extent.buffer!)[from..<from + count]))
+            start += Int64(count)
+        }
+        body(buffers)
+        lock.lock()
+        unpinAll()
+        lock.unlock()
+        return true
+    }
+
     private func copy(from extent: ReadPathExtent, position: Int64, end: Int64,
                       into destination: UnsafeMutableRawBufferPointer, offset: Int64) -> Int64 {
         let copyEnd = min(end, extent.end)

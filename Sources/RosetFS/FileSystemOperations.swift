@@ -162,8 +162,11 @@ public protocol FileSystemOperations: AnyObject, Sendable {
     func open(inode: InodeNumber, flags: Int32, context: RequestContext) throws -> OpenReply
     func create(parent: InodeNumber, name: String, mode: UInt32, flags: Int32,
                 context: RequestContext) throws -> (EntryReply, OpenReply)
-    /// Up to `size` bytes from `offset`; fewer only at the end of the file.
-    func read(inode: InodeNumber, handle: FileHandleID, offset: Int64, size: Int) throws -> [UInt8]
+    /// Up to `size` bytes from `offset` (fewer only at the end of the file), handed to `reply`
+    /// as buffers valid only during the call, so that a reply can be sent from the block cache
+    /// without a copy. `reply` runs exactly once, unless the read throws.
+    func read(inode: InodeNumber, handle: FileHandleID, offset: Int64, size: Int,
+              reply: ([UnsafeRawBufferPointer]) -> Void) throws
     func write(inode: InodeNumber, handle: FileHandleID, offset: Int64, data: UnsafeRawBufferPointer) throws -> Int
     func flush(inode: InodeNumber, handle: FileHandleID) throws
     func release(inode: InodeNumber, handle: FileHandleID) throws
@@ -185,4 +188,16 @@ public protocol FileSystemOperations: AnyObject, Sendable {
     /// The kernel unmounted (FUSE_DESTROY) or the daemon is stopping: stop taking writes, give
     /// pending uploads up to `grace` seconds, leave the rest sealed in the spool.
     func shutdown(grace: Double)
+}
+
+extension FileSystemOperations {
+    /// The bytes of `read(inode:handle:offset:size:reply:)`, copied into an array.
+    public func read(inode: InodeNumber, handle: FileHandleID, offset: Int64, size: Int) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        try read(inode: inode, handle: handle, offset: offset, size: size) { buffers in
+            bytes.reserveCapacity(buffers.reduce(0) { $0 + $1.count })
+            for buffer in buffers { bytes.append(contentsOf: buffer) }
+        }
+        return bytes
+    }
 }

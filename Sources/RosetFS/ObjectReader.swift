@@ -28,14 +28,28 @@ public final class ObjectReader: @unchecked Sendable {
 
     /// Up to `length` bytes from `offset`, fewer only at the end of the object.
     public func read(offset: Int64, length: Int) throws -> [UInt8] {
-        guard offset >= 0, length > 0, offset < size else { return [] }
+        var bytes: [UInt8] = []
+        try read(offset: offset, length: length) { buffers in
+            bytes.reserveCapacity(buffers.reduce(0) { $0 + $1.count })
+            for buffer in buffers { bytes.append(contentsOf: buffer) }
+        }
+        return bytes
+    }
+
+    /// Up to `length` bytes from `offset` (fewer only at the end of the object), handed to
+    /// `reply` straight from the block cache when they are there (valid only during the call);
+    /// `reply` runs exactly once unless this throws.
+    public func read(offset: Int64, length: Int, reply: ([UnsafeRawBufferPointer]) -> Void) throws {
+        guard offset >= 0, length > 0, offset < size else { reply([]); return }
         let count = Int(min(Int64(length), size - offset))
         planReadAhead(offset: offset, length: count)
-        return try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+        if cache.withPinnedRange(objectKey: objectKey, offset: offset, length: count, source: source, body: reply) { return }
+        let bytes = try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             try cache.read(objectKey: objectKey, objectSize: size, offset: offset,
                            into: UnsafeMutableRawBufferPointer(buffer), source: source)
             initialized = count
         }
+        bytes.withUnsafeBytes { reply([$0]) }
     }
 
     /// Stops its prefetches; later reads are not expected.

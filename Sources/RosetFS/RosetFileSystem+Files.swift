@@ -319,7 +319,8 @@ extension RosetFileSystem {
 
     // MARK: read / write
 
-    public func read(inode: InodeNumber, handle: FileHandleID, offset: Int64, size: Int) throws -> [UInt8] {
+    public func read(inode: InodeNumber, handle: FileHandleID, offset: Int64, size: Int,
+                     reply: ([UnsafeRawBufferPointer]) -> Void) throws {
         let file = try openFile(handle)
         let key = try key(of: inode)
         if let e = file.entry ?? pending(key: key) {
@@ -330,8 +331,10 @@ extension RosetFileSystem {
             let data = e.data
             e.cond.unlock()
             if readable {
-                guard offset < length, size > 0 else { return [] }
-                return try data.pread(offset: offset, count: Int(min(Int64(size), length - offset)))
+                guard offset < length, size > 0 else { reply([]); return }
+                let bytes = try data.pread(offset: offset, count: Int(min(Int64(size), length - offset)))
+                bytes.withUnsafeBytes { reply([$0]) }
+                return
             }
         }
         // The upload may have completed meanwhile: the spool key has become a node id.
@@ -339,7 +342,7 @@ extension RosetFileSystem {
         if InodeTable.isSpoolKey(current) { throw FSError(EIO) }
         try prepareReader(file, key: current)
         guard let reader = file.lock.withLock({ file.reader }) else { throw FSError(EIO) }
-        return try remote("read") { try reader.read(offset: offset, length: size) }
+        try remote("read") { try reader.read(offset: offset, length: size, reply: reply) }
     }
 
     public func write(inode: InodeNumber, handle: FileHandleID, offset: Int64, data: UnsafeRawBufferPointer) throws -> Int {

@@ -145,9 +145,18 @@ enum LowLevelOperations {
             let d = RequestDispatcher.from(req)
             guard let fi else { _ = fuse_reply_err(req, EBADF); return }
             do {
-                let bytes = try d.fs.read(inode: ino, handle: fi.pointee.fh, offset: Int64(offset), size: size)
-                // The reply is written straight from the array's storage: no extra copy.
-                _ = bytes.withUnsafeBytes { fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+                // Sent from the buffers the filesystem hands over (the block cache's own memory for
+                // cached content): the kernel copies them once, into the reader's pages.
+                try d.fs.read(inode: ino, handle: fi.pointee.fh, offset: Int64(offset), size: size) { buffers in
+                    var vectors = buffers.filter { $0.count > 0 }.map {
+                        iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count)
+                    }
+                    if vectors.isEmpty {
+                        _ = fuse_reply_buf(req, nil, 0)
+                    } else {
+                        _ = fuse_reply_iov(req, &vectors, Int32(vectors.count))
+                    }
+                }
             } catch {
                 d.replyError(req, error, "read")
             }

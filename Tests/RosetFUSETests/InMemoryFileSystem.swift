@@ -217,12 +217,18 @@ final class InMemoryFileSystem: FileSystemOperations, @unchecked Sendable {
             return (entry(n), OpenReply(handle: nextHandle))
         }
     }
-    func read(inode: InodeNumber, handle: FileHandleID, offset: Int64, size: Int) throws -> [UInt8] {
-        try lock.withLock {
+    func read(inode: InodeNumber, handle: FileHandleID, offset: Int64, size: Int,
+              reply: ([UnsafeRawBufferPointer]) -> Void) throws {
+        let bytes: [UInt8] = try lock.withLock {
             record("read")
             let data = try node(inode).data
             guard offset < data.count else { return [] }
             return Array(data[Int(offset)..<min(data.count, Int(offset) + size)])
+        }
+        // Two buffers when there is more than a byte, so the FUSE layer's vector reply is exercised.
+        bytes.withUnsafeBytes { all in
+            let half = all.count / 2
+            reply(all.count > 1 ? [UnsafeRawBufferPointer(rebasing: all[..<half]), UnsafeRawBufferPointer(rebasing: all[half...])] : [all])
         }
     }
     func write(inode: InodeNumber, handle: FileHandleID, offset: Int64, data: UnsafeRawBufferPointer) throws -> Int {
