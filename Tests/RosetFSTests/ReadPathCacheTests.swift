@@ -35,6 +35,37 @@ import Testing
         }
     }
 
+    @Test func cachedRangesAreHandedOverFromTheCacheItselfAndUnpinnedAfter() throws {
+        let bytes = ReadPathFixture.content(count: 2 * mebibyte, seed: 5)
+        let source = ReadPathFakeSource(bytes: bytes)
+        let cache = BlockCache(capacityBytes: 16 * mebibyte)
+        let key = "pinned"
+        // Two separate fetches make two extents, so a range across them is two buffers.
+        var scratch = [UInt8](repeating: 0, count: block)
+        for offset in [0, block] {
+            try scratch.withUnsafeMutableBytes {
+                try cache.read(objectKey: key, objectSize: Int64(bytes.count), offset: Int64(offset), into: $0, source: source)
+            }
+        }
+        let calls = source.calls
+        var handed: [[UInt8]] = []
+        let served = cache.withPinnedRange(objectKey: key, offset: Int64(block - 100), length: 300, source: source) { buffers in
+            handed = buffers.map { Array($0) }
+        }
+        #expect(served)
+        #expect(handed.map(\.count) == [100, 200])
+        #expect(handed.flatMap { $0 } == Array(bytes[(block - 100)..<(block + 200)]))
+        #expect(source.calls == calls, "served from the cache, no fetch")
+        // A block that was never fetched: not served here (the copy path fetches it).
+        let missing = cache.withPinnedRange(objectKey: key, offset: Int64(3 * block), length: 10, source: source) { _ in
+            Issue.record("must not be called for an uncached block")
+        }
+        #expect(!missing)
+        // Every pin was released: invalidation frees the extents at once.
+        cache.invalidate(objectKey: key)
+        #expect(cache.residentBytes == 0)
+    }
+
     @Test func emptyAndTinyObjects() throws {
         let cache = BlockCache(capacityBytes: 4 * mebibyte)
         let empty = ReadPathFakeSource(bytes: [])
