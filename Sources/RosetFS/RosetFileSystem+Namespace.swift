@@ -329,6 +329,8 @@ extension RosetFileSystem {
         if restart {
             e.generation += 1
             e.record.upload = nil
+            e.nextStreamedPart = 1
+            e.streamingFailed = false
             if e.phase == .uploading { e.phase = .queued }
         }
         let moveOwnNode = replacedNode == nil && target.createdByUpload ? target.nodeId : nil

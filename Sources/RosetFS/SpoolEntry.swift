@@ -32,8 +32,10 @@ final class SpoolEntry: @unchecked Sendable {
     var materializing = false
     /// The file was unlinked while still open: discard at the last release instead of sealing.
     var unlinked = false
-    /// An init (which may create the remote node) is in flight: retarget and cancel wait.
+    /// An init (which may create the remote node) is in flight: cancel waits for it (retarget
+    /// leaves it a new target to find), and so do writes and closes unless it is a streaming init.
     var initInFlight = false
+    var initIsStreaming = false
     /// Running sha256 of bytes [0, hasher.count) while writes are sequential appends.
     var hasher: SHA256Hasher? = SHA256Hasher()
     var modifiedAt: Date
@@ -89,6 +91,6 @@ final class SpoolEntry: @unchecked Sendable {
 
     /// Waits (holding `cond`) while another thread owns a step that must not be interleaved.
     func waitWhileBusy() {
-        while phase == .completing || initInFlight || materializing { cond.wait() }
+        while phase == .completing || (initInFlight && !initIsStreaming) || materializing { cond.wait() }
     }
 }

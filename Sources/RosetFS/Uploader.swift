@@ -296,19 +296,26 @@ final class Uploader: @unchecked Sendable {
     /// not known yet.
     private func initUpload(_ entry: SpoolEntry, generation: Int, size: Int64, multipart: Bool, partSize: Int64,
                             streaming: Bool) throws -> (UploadGrant, UploadProgress) {
+        // A streaming session is still welcome once the file was closed meanwhile (the attempt
+        // after the close waits for the streaming threads, then takes it).
         func isCurrent() -> Bool {
             entry.generation == generation && !isStopped
-                && (streaming ? (entry.phase == .writing || entry.phase == .queued) && entry.record.upload == nil
+                && (streaming ? entry.phase != .completing && entry.isLive && entry.record.upload == nil
                               : entry.phase == .uploading)
         }
         entry.cond.lock()
         entry.waitWhileBusy()
+        while entry.initInFlight { entry.cond.wait() }
         guard isCurrent() else { entry.cond.unlock(); throw Abandoned() }
         entry.initInFlight = true
+        // Writes and closes do not wait for a streaming init: the file is still being written.
+        entry.initIsStreaming = streaming
         let target = entry.record.target
         let metadata = entry.record.metadata
         entry.cond.unlock()
-        defer { entry.cond.lock(); entry.initInFlight = false; entry.cond.broadcast(); entry.cond.unlock() }
+        defer {
+            entry.cond.withLock { entry.initInFlight = false; entry.initIsStreaming = false; entry.cond.broadcast() }
+        }
 
         var grant: UploadGrant
         var assigned: String?
@@ -372,6 +379,7 @@ final class Uploader: @unchecked Sendable {
             // An open entry's record is not durable (recovery re-uploads it whole under a new name;
             // the token only lets it abort this session and the empty node it made).
             let state: SpoolEntryState = entry.phase == .writing ? .open : entry.phase == .queued ? .sealed : .uploading
+            assert(streaming || state == .uploading)
             try? entry.persist(spool, state: state, durable: state != .open, now: tuning.now())
         }
         let keepCreated = entry.record.target.nodeId == created
