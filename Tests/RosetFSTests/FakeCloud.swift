@@ -1,7 +1,8 @@
 // An in-memory control plane and object store for RosetFS's unit tests. It keeps the semantics
 // RosetFS relies on (init makes a pending node visible, complete is idempotent, metadata merges
-// with `.null` deleting, 409 carries the existing node id, signed URLs expire) and adds fault
-// hooks: fail the next N calls of an operation, count calls, block an operation until released.
+// with `.null` deleting, 409 carries the existing node id, signed URLs expire, abort removes the
+// pending node its init made if it never got content) and adds fault hooks: fail the next N calls
+// of an operation, count calls (and part PUTs per part number), block an operation until released.
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -17,6 +18,12 @@ final class FakeCloud: ControlPlane, ObjectStore, @unchecked Sendable {
         var parts: [Int: (etag: String, bytes: [UInt8])] = [:]
         var completed: Node?
         var aborted = false
+        /// The request that made this session.
+        var request: UploadRequest? = nil
+        /// PUTs received per part number (a part sent twice counts 2).
+        var putCounts: [Int: Int] = [:]
+        /// When the session was made, in init order (see `sessions`).
+        var sequence = 0
     }
 
     let cond = NSCondition()
@@ -68,6 +75,8 @@ final class FakeCloud: ControlPlane, ObjectStore, @unchecked Sendable {
     /// Calls of `op` wait until `unblock(op)`.
     func block(_ op: String) { cond.withLock { blocked.insert(op) } }
     func unblock(_ op: String) { cond.withLock { blocked.remove(op); cond.broadcast() } }
+    /// Calls of `op` blocked right now.
+    func blockedCount(_ op: String) -> Int { cond.withLock { waiting[op, default: 0] } }
     /// Waits until at least one call of `op` is blocked (or the timeout).
     @discardableResult
     func waitUntilBlocked(_ op: String, timeout: TimeInterval = 10) -> Bool {
@@ -275,7 +284,8 @@ final class FakeCloud: ControlPlane, ObjectStore, @unchecked Sendable {
                                      createdAt: now(), updatedAt: now())
                 created = true
             }
-            uploads[token] = Upload(nodeId: nodeId, createdNode: created, multipart: request.multipart)
+            uploads[token] = Upload(nodeId: nodeId, createdNode: created, multipart: request.multipart, request: request,
+                                    sequence: uploads.count + 1)
             return UploadGrant(uploadToken: token, nodeId: nodeId, expiresAt: now().addingTimeInterval(urlLifetime),
                                uploadURL: request.multipart ? nil : "fake://put/\(token)/0")
         }
@@ -327,8 +337,25 @@ final class FakeCloud: ControlPlane, ObjectStore, @unchecked Sendable {
 
     func abortUpload(token: String) throws {
         try enter("abortUpload")
-        cond.withLock { uploads[token]?.aborted = true }
+        cond.withLock {
+            guard let u = uploads[token], u.completed == nil, !u.aborted else { return }
+            uploads[token]?.aborted = true
+            // As roset-server does: the pending node an init made goes with its upload, if it never got content.
+            if u.createdNode && currentVersion[u.nodeId] == nil { nodes[u.nodeId] = nil }
+        }
     }
+
+    /// Every upload session for a node, in the order they were made.
+    func sessions(of nodeId: String) -> [(token: String, upload: Upload)] {
+        cond.withLock {
+            uploads.filter { $0.value.nodeId == nodeId }.sorted { $0.value.sequence < $1.value.sequence }.map { ($0.key, $0.value) }
+        }
+    }
+
+    func upload(_ token: String) -> Upload? { cond.withLock { uploads[token] } }
+
+    /// PUTs received per part number for a token.
+    func partPutCounts(token: String) -> [Int: Int] { cond.withLock { uploads[token]?.putCounts ?? [:] } }
 
     /// Part numbers PUT for a token, and the sizes.
     func partSizes(token: String) -> [Int: Int] {
@@ -365,10 +392,13 @@ final class FakeCloud: ControlPlane, ObjectStore, @unchecked Sendable {
             if n <= 0 { throw FakeCloud.error(.network) }
             done += n
         }
+        // A second point where a PUT can be held: its body is read, not yet stored.
+        try enter("write.bodyRead")
         return try cond.withLock {
             guard uploads[token] != nil else { throw notFound("PUT") }
             let etag = "etag-\(token)-\(number)-\(SHA256Hasher.hex(of: bytes).prefix(8))"
             uploads[token]!.parts[number] = (etag, bytes)
+            uploads[token]!.putCounts[number, default: 0] += 1
             return etag
         }
     }
