@@ -108,10 +108,16 @@ def main():
         # Direct transfers: curl on signed URLs of the same server, same size.
         src = os.path.join(tmp, "direct.bin"); write_file(src, size)
         init = api.call("POST", "/v1/uploads/init", {"parentId": root, "name": "direct.bin", "size": size, "multipart": False})
-        put_s = timed(lambda: run(["curl", "-sf", "-o", "/dev/null", "-T", src, init["uploadUrl"]], timeout=600))
+        # The best of three: this machine's disk and CPU vary between runs, and the limit is what
+        # a direct transfer can do, not what one unlucky one did.
+        puts = [timed(lambda: run(["curl", "-sf", "-o", "/dev/null", "-T", src, init["uploadUrl"]], timeout=600))
+                for _ in range(3)]
         api.call("POST", "/v1/uploads/commit", {"uploadToken": init["uploadToken"], "size": size})
         dl = api.call("GET", f"/v1/nodes/{init['nodeId']}/download")
-        get_s = timed(lambda: run(["curl", "-sf", "-o", "/dev/null", dl["url"]], timeout=600))
+        gets = [timed(lambda: run(["curl", "-sf", "-o", "/dev/null", dl["url"]], timeout=600)) for _ in range(3)]
+        put_s, get_s = min(puts), min(gets)
+        log("direct PUT MiB/s: " + ", ".join(f"{(size >> 20) / t:.0f}" for t in puts)
+            + "; GET MiB/s: " + ", ".join(f"{(size >> 20) / t:.0f}" for t in gets) + " (best of each is the limit)")
         os.unlink(src)
 
         # Sequential write through the mount: to close, and until durable (visible via the API).
