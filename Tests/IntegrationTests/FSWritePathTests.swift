@@ -163,6 +163,31 @@ struct FSWritePathTests {
         }
     }
 
+    /// A checkpoint written sequentially: its full parts reach the store while the file is still
+    /// open, and after the close the object is whole (kept by roset-server as its part files).
+    @Test func fullPartsGoUpWhileTheFileIsStillOpen() throws {
+        try MountedRoset.with(options: ["part_size_mb=5"]) { f in
+            let part = 5 << 20
+            let bytes = PatternBytes.make(count: 3 * part + 12_345, seed: 16)
+            let d = try #require(OpenDescriptor(f.path("ckpt"), O_WRONLY | O_CREAT | O_TRUNC))
+            #expect(d.write(Array(bytes[..<(2 * part + 1)])) == .ok)
+            let partsFolder = f.server.dataDirectory.url.appendingPathComponent("blobs/parts").path
+            func partFiles() -> [String] {
+                let all = FileManager.default.enumerator(atPath: partsFolder)?.allObjects as? [String] ?? []
+                return all.filter { !$0.hasSuffix(".etag") && $0.contains("/") }
+            }
+            #expect(f.eventually(timeout: 30) { partFiles().count >= 2 }, "two full parts sent before the close: \(partFiles())")
+            #expect(try f.remoteNode("ckpt")?.size == 0, "the node exists, still without content")
+            #expect(d.write(Array(bytes[(2 * part + 1)...])) == .ok)
+            #expect(d.close() == .ok)
+            #expect(f.eventually { (try? f.remoteContent("ckpt")) == bytes })
+            #expect(f.eventually { f.spoolEntryFiles().isEmpty })
+            let objects = f.server.dataDirectory.url.appendingPathComponent("blobs/objects").path
+            let stored = FileManager.default.enumerator(atPath: objects)?.allObjects as? [String] ?? []
+            #expect(stored.filter { $0.hasSuffix("/part-00004") }.count == 1, "\(stored)")
+        }
+    }
+
     @Test func parallelWritersOfSeveralFiles() throws {
         try MountedRoset.with { f in
             let count = 8
