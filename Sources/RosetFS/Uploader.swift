@@ -6,9 +6,9 @@
 // - no parts of two generations mix: every checkpoint compares the entry's generation;
 // - at most `concurrency` part PUTs are in flight across all files;
 // - a 403 on a part URL fetches a fresh URL; an unknown/expired token restarts with a new init;
-// - a file written sequentially streams its full parts while it is still open (one thread per
-//   file, init at the first full part); the attempt after the close waits for that thread and
-//   sends only the parts still missing;
+// - a file written sequentially streams its full parts while it is still open (at most two
+//   threads per file, init at the first full part, never holding up writes or the close); the
+//   attempt after the close waits for those threads and sends only the parts still missing;
 // - a file below the part size waits for a pause of `uploadDelay` in the closes before its upload
 //   starts, at most `maxDeferralFactor` × that after it was queued: a burst of small writes then
 //   runs without uploads competing for the 2 cores and the disk, and a file rewritten within the
