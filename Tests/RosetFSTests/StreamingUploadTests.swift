@@ -63,6 +63,20 @@ import RosetClient
         return session.flatMap { $0.parts.count >= parts ? $0 : nil }
     }
 
+    /// Creates `name`, writes `content` sequentially through the new handle, and waits until
+    /// `parts` streamed parts are recorded: the starting point of the tests that change a file
+    /// while it streams.
+    static func streamingFile(_ h: Harness, _ name: String, _ content: [UInt8], parts: Int,
+                              flags: Int32 = O_WRONLY | O_CREAT) throws
+        -> (inode: InodeNumber, handle: FileHandleID, entry: SpoolEntry, session: UploadProgress) {
+        let (created, open) = try h.fs.create(parent: rootInode, name: name, mode: 0o644, flags: flags, context: h.ctx)
+        let inode = created.attributes.inode
+        try writeSequentially(h, inode, open.handle, content)
+        let e = try onlyEntry(h)
+        let session = try #require(settledSession(e, parts: parts), "\(parts) parts streamed")
+        return (inode, open.handle, e, session)
+    }
+
     /// Why `got` is not `want`, nil when it is: failure messages stay readable (an array of
     /// many KiB printed whole is not).
     static func mismatch(_ got: [UInt8]?, _ want: [UInt8]) -> String? {
@@ -224,24 +238,20 @@ import RosetClient
     @Test func aRewriteBelowTheStreamedPartsDropsTheSession() throws {
         let h = try Self.harness()
         var expected = pattern(Self.part * 2 + 500, seed: 13)
-        let (entry, open) = try h.fs.create(parent: rootInode, name: "rewrite.bin", mode: 0o644, flags: O_RDWR | O_CREAT, context: h.ctx)
-        let inode = entry.attributes.inode
-        try Self.writeSequentially(h, inode, open.handle, expected)
-        let e = try Self.onlyEntry(h)
-        let streamed = try #require(Self.settledSession(e, parts: 2), "two parts streamed")
+        let (inode, handle, e, streamed) = try Self.streamingFile(h, "rewrite.bin", expected, parts: 2, flags: O_RDWR | O_CREAT)
         #expect(h.cloud.partPutCounts(token: streamed.token) == [1: 1, 2: 1])
 
         // Back into part 1, then on to the end: the streamed part 1 no longer holds the content.
         let patch = Array(repeating: UInt8(0xEE), count: 100)
-        try h.write(inode, open.handle, at: 10, patch)
+        try h.write(inode, handle, at: 10, patch)
         expected.replaceSubrange(10..<110, with: patch)
         #expect(e.cond.withLock { e.record.upload == nil && e.nextStreamedPart == 1 }, "the session is dropped")
         let tail = pattern(Self.part * 2, seed: 14)
-        try Self.writeSequentially(h, inode, open.handle, tail, at: expected.count)
+        try Self.writeSequentially(h, inode, handle, tail, at: expected.count)
         expected += tail
         Thread.sleep(forTimeInterval: 0.05)
         #expect(h.cloud.partPutCounts(token: streamed.token) == [1: 1, 2: 1], "nothing more streams into the dropped session")
-        try h.fs.release(inode: inode, handle: open.handle)
+        try h.fs.release(inode: inode, handle: handle)
         #expect(h.drain())
 
         let node = try #require(h.cloud.child("rewrite.bin"))
@@ -300,18 +310,14 @@ import RosetClient
     @Test func truncateToZeroWhileStreamingThenNewContent() throws {
         let h = try Self.harness()
         let first = pattern(Self.part * 2 + 700, seed: 17)
-        let (entry, open) = try h.fs.create(parent: rootInode, name: "trunc.bin", mode: 0o644, flags: O_RDWR | O_CREAT, context: h.ctx)
-        let inode = entry.attributes.inode
-        try Self.writeSequentially(h, inode, open.handle, first)
-        let e = try Self.onlyEntry(h)
-        let streamed = try #require(Self.settledSession(e, parts: 2))
-        let truncated = try h.fs.setattr(inode: inode, changes: AttributeChanges(size: 0), handle: open.handle, context: h.ctx)
+        let (inode, handle, e, streamed) = try Self.streamingFile(h, "trunc.bin", first, parts: 2, flags: O_RDWR | O_CREAT)
+        let truncated = try h.fs.setattr(inode: inode, changes: AttributeChanges(size: 0), handle: handle, context: h.ctx)
         #expect(truncated.attributes.size == 0)
         #expect(e.cond.withLock { e.record.upload?.token != streamed.token && e.nextStreamedPart == 1 })
         // New content, shorter per part than the old and with other bytes.
         let second = pattern(Self.part * 3 + 7, seed: 18)
-        try Self.writeSequentially(h, inode, open.handle, second, chunk: 777)
-        try h.fs.release(inode: inode, handle: open.handle)
+        try Self.writeSequentially(h, inode, handle, second, chunk: 777)
+        try h.fs.release(inode: inode, handle: handle)
         #expect(h.drain())
         let node = try #require(h.cloud.child("trunc.bin"))
         #expect(Self.mismatch(h.cloud.content(of: node.id), second) == nil)
@@ -327,15 +333,12 @@ import RosetClient
     @Test func aRenameWhileStreamingMovesTheNodeAndKeepsTheSession() throws {
         let h = try Self.harness()
         let content = pattern(Self.part * 4 + 3, seed: 24)
-        let (entry, open) = try h.fs.create(parent: rootInode, name: "a.bin", mode: 0o644, flags: O_WRONLY | O_CREAT, context: h.ctx)
-        let inode = entry.attributes.inode
-        try Self.writeSequentially(h, inode, open.handle, Array(content[..<(Self.part * 2 + 1)]))
-        let streamed = try #require(Self.settledSession(try Self.onlyEntry(h), parts: 2))
+        let (inode, handle, _, streamed) = try Self.streamingFile(h, "a.bin", Array(content[..<(Self.part * 2 + 1)]), parts: 2)
         let node = try #require(h.cloud.child("a.bin"))
         try h.fs.rename(parent: rootInode, name: "a.bin", newParent: rootInode, newName: "b.bin", flags: 0)
         #expect(h.cloud.child("b.bin")?.id == node.id, "the node the streaming init made is moved")
-        try Self.writeSequentially(h, inode, open.handle, Array(content[(Self.part * 2 + 1)...]), at: Self.part * 2 + 1)
-        try h.fs.release(inode: inode, handle: open.handle)
+        try Self.writeSequentially(h, inode, handle, Array(content[(Self.part * 2 + 1)...]), at: Self.part * 2 + 1)
+        try h.fs.release(inode: inode, handle: handle)
         #expect(h.drain())
         #expect(h.cloud.children().map(\.name) == ["b.bin"])
         #expect(Self.mismatch(h.cloud.content(of: node.id), content) == nil)
@@ -350,13 +353,10 @@ import RosetClient
         let existing = h.cloud.addFile("model.ckpt", content: bytes("old checkpoint"))
         _ = try h.fs.lookup(parent: rootInode, name: "model.ckpt")
         let content = pattern(Self.part * 5 + 9, seed: 25)
-        let (entry, open) = try h.fs.create(parent: rootInode, name: "model.ckpt.tmp", mode: 0o644, flags: O_WRONLY | O_CREAT, context: h.ctx)
-        let inode = entry.attributes.inode
-        try Self.writeSequentially(h, inode, open.handle, Array(content[..<(Self.part * 2 + 1)]))
-        let streamed = try #require(Self.settledSession(try Self.onlyEntry(h), parts: 2))
+        let (inode, handle, _, streamed) = try Self.streamingFile(h, "model.ckpt.tmp", Array(content[..<(Self.part * 2 + 1)]), parts: 2)
         try h.fs.rename(parent: rootInode, name: "model.ckpt.tmp", newParent: rootInode, newName: "model.ckpt", flags: 0)
-        try Self.writeSequentially(h, inode, open.handle, Array(content[(Self.part * 2 + 1)...]), at: Self.part * 2 + 1)
-        try h.fs.release(inode: inode, handle: open.handle)
+        try Self.writeSequentially(h, inode, handle, Array(content[(Self.part * 2 + 1)...]), at: Self.part * 2 + 1)
+        try h.fs.release(inode: inode, handle: handle)
         #expect(h.drain())
         #expect(h.cloud.children().map(\.id) == [existing.id], "one file, the original node: \(h.cloud.children().map(\.name))")
         #expect(Self.mismatch(h.cloud.content(of: existing.id), content) == nil)
@@ -369,20 +369,17 @@ import RosetClient
 
     @Test func unlinkWhileStreamingLeavesNothingBehind() throws {
         let h = try Self.harness()
-        let (entry, open) = try h.fs.create(parent: rootInode, name: "doomed.bin", mode: 0o644, flags: O_WRONLY | O_CREAT, context: h.ctx)
-        let inode = entry.attributes.inode
-        try Self.writeSequentially(h, inode, open.handle, pattern(Self.part * 2 + 5, seed: 19))
-        let streamed = try #require(Self.settledSession(try Self.onlyEntry(h), parts: 2))
+        let (inode, handle, _, streamed) = try Self.streamingFile(h, "doomed.bin", pattern(Self.part * 2 + 5, seed: 19), parts: 2)
         #expect(h.cloud.child("doomed.bin") != nil, "the streaming init made the node")
         // One more part on its way when the unlink comes.
         h.cloud.block("write")
-        try Self.writeSequentially(h, inode, open.handle, pattern(Self.part * 2, seed: 20), at: Self.part * 2 + 5)
+        try Self.writeSequentially(h, inode, handle, pattern(Self.part * 2, seed: 20), at: Self.part * 2 + 5)
         #expect(h.cloud.waitUntilBlocked("write", timeout: 5))
         try h.fs.unlink(parent: rootInode, name: "doomed.bin")
         h.cloud.unblock("write")
         // Writes through the open handle still work, and go nowhere.
-        try h.write(inode, open.handle, at: Int64(Self.part * 4 + 5), pattern(Self.part, seed: 21))
-        try h.fs.release(inode: inode, handle: open.handle)
+        try h.write(inode, handle, at: Int64(Self.part * 4 + 5), pattern(Self.part, seed: 21))
+        try h.fs.release(inode: inode, handle: handle)
         #expect(h.drain())
         Thread.sleep(forTimeInterval: 0.1)
         #expect(h.cloud.child("doomed.bin") == nil)
@@ -396,9 +393,7 @@ import RosetClient
     @Test func aCrashWhileStreamingAbortsTheSessionAndRecoversTheFileUnderANewName() throws {
         let h = try Self.harness()
         let content = pattern(Self.part * 3 + 300, seed: 22)
-        let (entry, open) = try h.fs.create(parent: rootInode, name: "ckpt.bin", mode: 0o644, flags: O_WRONLY | O_CREAT, context: h.ctx)
-        try Self.writeSequentially(h, entry.attributes.inode, open.handle, content)
-        let streamed = try #require(Self.settledSession(try Self.onlyEntry(h), parts: 3))
+        let (_, _, _, streamed) = try Self.streamingFile(h, "ckpt.bin", content, parts: 3)
         let pendingNode = try #require(h.cloud.child("ckpt.bin"))
         #expect(h.cloud.content(of: pendingNode.id) == nil, "the node the streaming init made has no content yet")
         #expect(h.cloud.upload(streamed.token)?.createdNode == true)
