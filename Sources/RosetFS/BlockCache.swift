@@ -135,9 +135,7 @@ public final class BlockCache: @unchecked Sendable {
             if let found = index[objectKey]?[block] {
                 switch found.state {
                 case .ready:
-                    found.pins += 1
-                    found.isSpeculative = false
-                    moveToNewest(found)
+                    pinForReading(found)
                     lock.unlock()
                     position = copy(from: found, position: position, end: end, into: destination, offset: offset)
                     lock.lock()
@@ -151,11 +149,7 @@ public final class BlockCache: @unchecked Sendable {
                     }
                     continue
                 case .queued:
-                    // Claim it rather than wait behind other readers' work in the pool. It stays a
-                    // prefetch: if it fails, this read and its waiters fetch again on demand.
-                    found.state = .loading
-                    found.isSpeculative = false
-                    found.source = nil
+                    claimQueued(found)
                     extent = found
                 case .failed, .released:
                     preconditionFailure("dead extents are never indexed")
@@ -202,17 +196,13 @@ public final class BlockCache: @unchecked Sendable {
             }
             switch found.state {
             case .ready:
-                found.pins += 1
-                found.isSpeculative = false
-                moveToNewest(found)
+                pinForReading(found)
                 pinned.append(found)
                 position = min(end, found.end)
             case .loading:
                 while found.state == .loading { lock.wait() }
             case .queued:
-                found.state = .loading
-                found.isSpeculative = false
-                found.source = nil
+                claimQueued(found)
                 lock.unlock()
                 // A failed prefetch is dropped from the index: the next look falls back to the copy
                 // path, which fetches on demand and reports the error.
@@ -464,6 +454,22 @@ public final class BlockCache: @unchecked Sendable {
             }
         }
         extent.buffer = nil
+    }
+
+    /// A reader takes a ready extent: pinned, no longer speculative, newest in the LRU.
+    private func pinForReading(_ extent: ReadPathExtent) {
+        extent.pins += 1
+        extent.isSpeculative = false
+        moveToNewest(extent)
+    }
+
+    /// A reader takes over a queued prefetch, to fetch it on its own thread rather than wait
+    /// behind other readers' work in the pool. It stays a prefetch: if it fails, readers fetch
+    /// again on demand.
+    private func claimQueued(_ extent: ReadPathExtent) {
+        extent.state = .loading
+        extent.isSpeculative = false
+        extent.source = nil
     }
 
     private func unpin(_ extent: ReadPathExtent) {
