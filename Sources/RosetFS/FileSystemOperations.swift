@@ -194,10 +194,17 @@ extension FileSystemOperations {
     /// The bytes of `read(inode:handle:offset:size:reply:)`, copied into an array.
     public func read(inode: InodeNumber, handle: FileHandleID, offset: Int64, size: Int) throws -> [UInt8] {
         var bytes: [UInt8] = []
-        try read(inode: inode, handle: handle, offset: offset, size: size) { buffers in
-            bytes.reserveCapacity(buffers.reduce(0) { $0 + $1.count })
-            for buffer in buffers { bytes.append(contentsOf: buffer) }
-        }
+        try read(inode: inode, handle: handle, offset: offset, size: size) { bytes = [UInt8](joining: $0) }
         return bytes
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// The bytes of a read reply's buffers, in order, copied out of memory that is valid only
+    /// during the reply.
+    init(joining buffers: [UnsafeRawBufferPointer]) {
+        self.init()
+        reserveCapacity(buffers.reduce(0) { $0 + $1.count })
+        for buffer in buffers { append(contentsOf: buffer) }
     }
 }

@@ -29,10 +29,7 @@ public final class ObjectReader: @unchecked Sendable {
     /// Up to `length` bytes from `offset`, fewer only at the end of the object.
     public func read(offset: Int64, length: Int) throws -> [UInt8] {
         var bytes: [UInt8] = []
-        try read(offset: offset, length: length) { buffers in
-            bytes.reserveCapacity(buffers.reduce(0) { $0 + $1.count })
-            for buffer in buffers { bytes.append(contentsOf: buffer) }
-        }
+        try read(offset: offset, length: length) { bytes = [UInt8](joining: $0) }
         return bytes
     }
 
