@@ -69,9 +69,7 @@ extension RosetFileSystem {
         // (it never got content), and the next attempt's init(nodeId:) would find nothing: such
         // a token is left to expire instead.
         let token = e.record.target.createdByUpload ? nil : e.record.upload?.token
-        e.record.upload = nil
-        e.nextStreamedPart = 1
-        e.streamingFailed = false
+        e.forgetUploadSession()
         if let token {
             let cp = controlPlane
             DispatchQueue.global().async { try? cp.abortUpload(token: token) }

@@ -328,9 +328,7 @@ extension RosetFileSystem {
         let token = restart ? e.record.upload?.token : nil
         if restart {
             e.generation += 1
-            e.record.upload = nil
-            e.nextStreamedPart = 1
-            e.streamingFailed = false
+            e.forgetUploadSession()
             if e.phase == .uploading { e.phase = .queued }
         }
         let moveOwnNode = replacedNode == nil && target.createdByUpload ? target.nodeId : nil

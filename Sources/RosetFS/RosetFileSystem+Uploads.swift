@@ -98,7 +98,7 @@ extension RosetFileSystem: UploadDelegate {
         e.cond.lock()
         guard e.generation == generation, e.isLive else { e.cond.unlock(); return }
         e.record.target = SpoolTarget(parentId: lostAndFound, name: "\(target.name).\(e.id.prefix(8))")
-        e.record.upload = nil
+        e.forgetUploadSession()
         try? e.persist(spool, state: e.record.state == .open ? .open : .sealed, durable: true, now: now)
         reindex(e, target: e.record.target)
         let name = e.record.target.name

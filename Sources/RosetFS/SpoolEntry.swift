@@ -73,6 +73,14 @@ final class SpoolEntry: @unchecked Sendable {
         self.modifiedAt = modifiedAt
     }
 
+    /// Forgets the upload session and what was streamed into it (caller holds `cond`; aborting
+    /// the token and persisting are the caller's business).
+    func forgetUploadSession() {
+        record.upload = nil
+        nextStreamedPart = 1
+        streamingFailed = false
+    }
+
     /// The inode key: the node id once known, else the spool key.
     var key: String { record.target.nodeId ?? InodeTable.spoolKey(id) }
     var size: Int64 { record.size }

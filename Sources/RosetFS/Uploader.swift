@@ -275,7 +275,7 @@ final class Uploader: @unchecked Sendable {
             // The session is gone (expired or unknown token): start over with a new init.
             entry.cond.lock()
             if entry.generation == generation {
-                entry.record.upload = nil
+                entry.forgetUploadSession()
                 if entry.phase == .completing { entry.phase = .uploading }
             }
             entry.cond.unlock()
