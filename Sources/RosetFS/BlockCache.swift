@@ -47,6 +47,7 @@ public final class BlockCache: @unchecked Sendable {
     private var overflowBytes = 0
     private var residentBytesValue = 0
     private var peakUsed = 0
+    private var freshlyMapped = 0
     private var peakResident = 0
     private var prefetchRequests = 0
     /// Extents each reader prefetched that may still be queued or unread.
@@ -104,6 +105,10 @@ public final class BlockCache: @unchecked Sendable {
     /// Every byte the cache owns now: reserved, in flight, ready, pinned, recycled, overflow.
     var usedBytes: Int { lock.withLock { normalBytes + freeBytes + overflowBytes } }
     var peakUsedBytes: Int { lock.withLock { peakUsed } }
+    /// Bytes reserved for extents (queued, loading, ready, pinned, overflow): used minus recycled.
+    var reservedBytes: Int { lock.withLock { normalBytes + overflowBytes } }
+    /// Bytes of new mappings ever made for extents (the rest reused recycled memory).
+    var freshlyMappedBytes: Int { lock.withLock { freshlyMapped } }
     var peakResidentBytes: Int { lock.withLock { peakResident } }
     /// Prefetch requests ever queued.
     var prefetchRequestCount: Int { lock.withLock { prefetchRequests } }
@@ -345,7 +350,10 @@ public final class BlockCache: @unchecked Sendable {
     private func fetch(_ extent: ReadPathExtent, from source: RangeSource, pinForCaller: Bool) throws {
         var buffer = lock.withLock { extent.buffer }
         do {
-            if buffer == nil { buffer = try ReadPathMemory.allocate(extent.allocation) }
+            if buffer == nil {
+                buffer = try ReadPathMemory.allocate(extent.allocation)
+                lock.withLock { freshlyMapped += extent.allocation }
+            }
             let content = UnsafeMutableRawBufferPointer(rebasing: buffer![0..<extent.length])
             let received = try source.read(offset: extent.start, into: content)
             // The object is shorter than its size said: it changed underneath this version.
@@ -385,11 +393,12 @@ public final class BlockCache: @unchecked Sendable {
                                isPrefetch: Bool) -> ReadPathExtent? {
         var extent = makeExtent(objectKey: objectKey, objectSize: objectSize, firstBlock: firstBlock,
                                 blockCount: blockCount, isOverflow: false, state: state, isPrefetch: isPrefetch)
-        if var recycled = freeBuffers[extent.allocation], let buffer = recycled.popLast() {
-            freeBuffers[extent.allocation] = recycled.isEmpty ? nil : recycled
-            freeBytes -= extent.allocation
+        switch obtainMemory(extent.allocation, mayEvictSpeculative: mayEvictSpeculative) {
+        case .recycled(let buffer):
             extent.buffer = buffer
-        } else if !makeRoom(extent.allocation, mayEvictSpeculative: mayEvictSpeculative) {
+        case .fresh:
+            break
+        case nil:
             let room = capacityBytes - normalBytes - freeBytes
             let fitting = Int64(room) / Self.blockSize
             guard fitting >= 1, fitting < blockCount else { return nil }
@@ -411,30 +420,50 @@ public final class BlockCache: @unchecked Sendable {
                               isOverflow: isOverflow, state: state, isPrefetch: isPrefetch)
     }
 
-    /// Frees recycled buffers, then evicts from the least recently used end, until `bytes` more
-    /// fit in the capacity. Returns whether they fit.
-    private func makeRoom(_ bytes: Int, mayEvictSpeculative: Bool) -> Bool {
-        func fits() -> Bool { normalBytes + freeBytes + bytes <= capacityBytes }
-        if fits() { return true }
-        while !fits(), let size = freeBuffers.keys.first {
-            var buffers = freeBuffers[size]!
-            ReadPathMemory.free(buffers.removeLast())
-            freeBytes -= size
-            freeBuffers[size] = buffers.isEmpty ? nil : buffers
-        }
-        var candidate = lruOldest
-        while !fits(), let extent = candidate {
-            candidate = extent.newerInLRU
-            guard extent.pins == 0, mayEvictSpeculative || !extent.isSpeculative else { continue }
-            removeFromLRU(extent)
-            residentBytesValue -= extent.allocation
-            removeFromIndex(extent)
-            release(extent)
-        }
-        return fits()
+    /// Where a new extent's memory comes from: a recycled buffer, or a fresh mapping that `fetch`
+    /// makes (reserved here, so it fits under the capacity).
+    private enum Memory {
+        case recycled(UnsafeMutableRawBufferPointer)
+        case fresh
     }
 
-    /// Returns an extent's memory (to the recycle list when that stays small) and its reservation.
+    /// Memory for `bytes` more, preferring a recycled buffer of exactly that size: it is already
+    /// paged in, while fresh memory costs a page fault and a page clear per 4 KiB (a third of the
+    /// daemon's CPU in a cold 1 GiB read when every extent got a fresh mapping). In order: a
+    /// recycled buffer of the size; fresh memory if it fits; unmapping a recycled buffer of another
+    /// size (it holds no content); evicting the least recently used unpinned extent, whose buffer
+    /// is recycled, so an eviction of the same size hands its memory straight over. nil when
+    /// nothing more can be freed.
+    private func obtainMemory(_ bytes: Int, mayEvictSpeculative: Bool) -> Memory? {
+        var candidate = lruOldest
+        while true {
+            if var recycled = freeBuffers[bytes], let buffer = recycled.popLast() {
+                freeBuffers[bytes] = recycled.isEmpty ? nil : recycled
+                freeBytes -= bytes
+                return .recycled(buffer)
+            }
+            if normalBytes + freeBytes + bytes <= capacityBytes { return .fresh }
+            if let (size, buffers) = freeBuffers.first {
+                var remaining = buffers
+                ReadPathMemory.free(remaining.removeLast())
+                freeBytes -= size
+                freeBuffers[size] = remaining.isEmpty ? nil : remaining
+                continue
+            }
+            while let extent = candidate, extent.pins > 0 || (!mayEvictSpeculative && extent.isSpeculative) {
+                candidate = extent.newerInLRU
+            }
+            guard let victim = candidate else { return nil }
+            candidate = victim.newerInLRU
+            removeFromLRU(victim)
+            residentBytesValue -= victim.allocation
+            removeFromIndex(victim)
+            release(victim)
+        }
+    }
+
+    /// Returns an extent's memory to the recycle list (an overflow extent's is unmapped) and its
+    /// reservation.
     private func release(_ extent: ReadPathExtent, state: ReadPathExtent.State = .released) {
         precondition(extent.state != .released && !extent.isInLRU)
         extent.state = state
@@ -444,13 +473,10 @@ public final class BlockCache: @unchecked Sendable {
             if let buffer = extent.buffer { ReadPathMemory.free(buffer) }
         } else {
             normalBytes -= extent.allocation
+            // Kept mapped and still counted: `obtainMemory` reuses it or unmaps it.
             if let buffer = extent.buffer {
-                if freeBytes + extent.allocation <= min(capacityBytes / 8, 16 * 1024 * 1024) {
-                    freeBuffers[extent.allocation, default: []].append(buffer)
-                    freeBytes += extent.allocation
-                } else {
-                    ReadPathMemory.free(buffer)
-                }
+                freeBuffers[extent.allocation, default: []].append(buffer)
+                freeBytes += extent.allocation
             }
         }
         extent.buffer = nil
