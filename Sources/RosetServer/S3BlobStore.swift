@@ -1,11 +1,15 @@
 // Blob backend (b): an S3-compatible bucket, path-style. Clients get presigned SigV4 URLs (GET
 // object, PUT object, UploadPart); the server itself does CreateBucket, CreateMultipartUpload,
 // CompleteMultipartUpload, AbortMultipartUpload and HeadObject with header-signed requests.
-// Invariant: no object bytes pass through this server in S3 mode.
+// Invariants: no object bytes pass through this server in S3 mode; every call to the store has a
+// deadline, within which the HTTP client retries the connection; only idempotent calls (HEAD,
+// PUT bucket, DELETE) are tried again after a 5xx answer, with jittered backoff.
+// The calls go through AsyncHTTPClient on the server's own NIO event loops: FoundationNetworking's
+// URLSession kept its dispatch event loop spinning on epoll (5.5 CPU-seconds of 8 s while a client
+// wrote 512 MiB through moto), CPU that the store itself needed on a small machine.
+import AsyncHTTPClient
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import NIOCore
 
 final class S3BlobStore: BlobBackend, @unchecked Sendable {
     let settings: S3Settings
@@ -14,7 +18,14 @@ final class S3BlobStore: BlobBackend, @unchecked Sendable {
     let endpoint: String
     /// The Host header value: host[:port].
     let host: String
-    let session: URLSession
+    let client: HTTPClient
+    /// Deadline of one call, within the client's 60 s for the API call that needs it. Completing a multipart upload makes the store assemble the object,
+    /// which takes seconds for gigabytes (moto does it in Python), so that call gets longer.
+    static let callTimeout: TimeAmount = .seconds(15)
+    static let completeTimeout: TimeAmount = .seconds(120)
+    static let idempotentAttempts = 3
+    /// Largest response body read (S3's XML answers are small).
+    static let maxResponseBytes = 4 << 20
 
     init(settings: S3Settings) {
         self.settings = settings
@@ -24,15 +35,39 @@ final class S3BlobStore: BlobBackend, @unchecked Sendable {
         endpoint = e
         let comps = URLComponents(string: e)
         host = (comps?.host ?? "localhost") + (comps?.port.map { ":\($0)" } ?? "")
-        session = URLSession(configuration: .ephemeral)
+        client = HTTPClient.shared
     }
 
     private func path(_ key: String? = nil) -> String {
         key.map { "/\(settings.bucket)/\($0)" } ?? "/\(settings.bucket)"
     }
 
-    /// One header-signed call; returns status, headers and body.
-    private func call(_ method: String, key: String?, query: [(String, String)] = [], body: Data = Data())
+    /// One header-signed call; returns status, headers (lowercased names) and body. Idempotent
+    /// methods are tried again after a 5xx answer.
+    private func call(_ method: String, key: String?, query: [(String, String)] = [], body: Data = Data(),
+                      timeout: TimeAmount = S3BlobStore.callTimeout)
+        async throws -> (status: Int, headers: [String: String], body: Data) {
+        let idempotent = method == "HEAD" || method == "GET" || method == "PUT" || method == "DELETE"
+        let attempts = idempotent ? Self.idempotentAttempts : 1
+        var attempt = 1
+        while true {
+            let answer: (status: Int, headers: [String: String], body: Data)
+            do {
+                answer = try await callOnce(method, key: key, query: query, body: body, timeout: timeout)
+            } catch {
+                // No second try: the client already retried the connection within the deadline,
+                // and an unreachable store is an error now, not three deadlines from now.
+                throw APIError.storage("S3 \(method) failed: \(error)")
+            }
+            guard answer.status >= 500, attempt < attempts else { return answer }
+            // 100 ms, then 200 ms, each less up to half at random.
+            let cap = UInt64(100_000_000) << UInt64(attempt - 1)
+            try await Task.sleep(nanoseconds: UInt64.random(in: cap / 2...cap))
+            attempt += 1
+        }
+    }
+
+    private func callOnce(_ method: String, key: String?, query: [(String, String)], body: Data, timeout: TimeAmount)
         async throws -> (status: Int, headers: [String: String], body: Data) {
         let p = path(key)
         var urlText = endpoint + SigV4.encode(p, keepSlash: true)
@@ -40,29 +75,21 @@ final class S3BlobStore: BlobBackend, @unchecked Sendable {
             urlText += "?" + query.map { $0.1.isEmpty && $0.0 == "uploads" ? "uploads" : "\(SigV4.encode($0.0))=\(SigV4.encode($0.1))" }
                 .joined(separator: "&")
         }
-        guard let url = URL(string: urlText) else { throw APIError.storage("bad S3 URL") }
-        var request = URLRequest(url: url)
-        request.httpMethod = method
+        var request = HTTPClientRequest(url: urlText)
+        request.method = .init(rawValue: method)
         if !body.isEmpty {
-            request.httpBody = body
-            // Without it URLSession sends a form content type and S3 fakes may parse the XML as a form.
-            request.setValue("application/xml", forHTTPHeaderField: "Content-Type")
+            request.body = .bytes(ByteBuffer(bytes: body))
+            // S3 fakes may parse XML sent without a content type as a form.
+            request.headers.add(name: "Content-Type", value: "application/xml")
         }
         for (k, v) in signer.signedHeaders(method: method, host: host, path: p, query: query, body: body) {
-            request.setValue(v, forHTTPHeaderField: k)
+            request.headers.add(name: k, value: v)
         }
-        let session = self.session
-        return try await withCheckedThrowingContinuation { cont in
-            session.dataTask(with: request) { data, response, error in
-                guard let http = response as? HTTPURLResponse else {
-                    cont.resume(throwing: APIError.storage("S3 request failed: \(error.map { "\($0)" } ?? "no response")"))
-                    return
-                }
-                var headers: [String: String] = [:]
-                for (k, v) in http.allHeaderFields { headers[String(describing: k).lowercased()] = String(describing: v) }
-                cont.resume(returning: (http.statusCode, headers, data ?? Data()))
-            }.resume()
-        }
+        let response = try await client.execute(request, timeout: timeout)
+        var headers: [String: String] = [:]
+        for (name, value) in response.headers { headers[name.lowercased()] = value }
+        let bytes = method == "HEAD" ? ByteBuffer() : try await response.body.collect(upTo: Self.maxResponseBytes)
+        return (Int(response.status.code), headers, Data(bytes.readableBytesView))
     }
 
     static func xmlValue(_ tag: String, in data: Data) -> String? {
@@ -114,7 +141,8 @@ final class S3BlobStore: BlobBackend, @unchecked Sendable {
         var xml = "<CompleteMultipartUpload>"
         for p in sorted { xml += "<Part><PartNumber>\(p.number)</PartNumber><ETag>\"\(p.etag)\"</ETag></Part>" }
         xml += "</CompleteMultipartUpload>"
-        let r = try await call("POST", key: upload.storageKey, query: [("uploadId", uploadId)], body: Data(xml.utf8))
+        let r = try await call("POST", key: upload.storageKey, query: [("uploadId", uploadId)], body: Data(xml.utf8),
+                                timeout: Self.completeTimeout)
         if r.status != 200 || Self.xmlValue("Code", in: r.body) != nil {
             let code = Self.xmlValue("Code", in: r.body) ?? "HTTP \(r.status)"
             if code == "InvalidPart" || code == "InvalidPartOrder" || code == "EntityTooSmall" {

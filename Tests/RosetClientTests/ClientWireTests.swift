@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Testing
 @testable import RosetClient
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif

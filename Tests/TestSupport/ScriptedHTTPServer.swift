@@ -7,13 +7,13 @@ import Foundation
 import Glibc
 #endif
 
-final class ScriptedHTTPServer: @unchecked Sendable {
-    struct Request {
-        var head: String
-        var body: Data
-        var requestLine: String { head.components(separatedBy: "\r\n").first ?? "" }
+public final class ScriptedHTTPServer: @unchecked Sendable {
+    public struct Request {
+        public var head: String
+        public var body: Data
+        public var requestLine: String { head.components(separatedBy: "\r\n").first ?? "" }
         /// Header values by lowercased name (the last one wins).
-        var headers: [String: String] {
+        public var headers: [String: String] {
             var out: [String: String] = [:]
             for line in head.components(separatedBy: "\r\n").dropFirst() {
                 guard let colon = line.firstIndex(of: ":") else { continue }
@@ -21,24 +21,24 @@ final class ScriptedHTTPServer: @unchecked Sendable {
             }
             return out
         }
-        func has(header name: String) -> Bool {
+        public func has(header name: String) -> Bool {
             head.components(separatedBy: "\r\n").dropFirst().contains { $0.lowercased().hasPrefix(name.lowercased() + ":") }
         }
     }
 
     private let listener: Int32
-    let port: Int
+    public let port: Int
     private let lock = NSLock()
     private var responses: [Data]
     private var received: [Request] = []
     private let done = DispatchSemaphore(value: 0)
     private var running = true
 
-    var baseURL: String { "http://127.0.0.1:\(port)" }
-    var requests: [Request] { lock.withLock { received } }
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
+    public var requests: [Request] { lock.withLock { received } }
 
     /// `responses` are raw HTTP responses, used in order; the last one repeats.
-    init(responses: [String]) throws {
+    public init(responses: [String]) throws {
         self.responses = responses.map { Data($0.utf8) }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EIO) }
@@ -65,7 +65,7 @@ final class ScriptedHTTPServer: @unchecked Sendable {
 
     deinit { stop() }
 
-    func stop() {
+    public func stop() {
         let wasRunning: Bool = lock.withLock { defer { running = false }; return running }
         guard wasRunning else { return }
         shutdown(listener, Int32(SHUT_RDWR))
@@ -117,7 +117,7 @@ final class ScriptedHTTPServer: @unchecked Sendable {
     }
 
     /// A complete response with Content-Length and `Connection: close`.
-    static func response(_ status: Int, headers: [String] = [], body: String = "") -> String {
+    public static func response(_ status: Int, headers: [String] = [], body: String = "") -> String {
         var lines = ["HTTP/1.1 \(status) Scripted", "Content-Length: \(body.utf8.count)", "Connection: close"]
         lines += headers
         return lines.joined(separator: "\r\n") + "\r\n\r\n" + body
