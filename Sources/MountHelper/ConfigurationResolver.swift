@@ -69,6 +69,7 @@ public enum ConfigurationResolver {
         if let v = settings.uploadConcurrency { config.uploadConcurrency = v }
         if let v = settings.partSizeMB { config.partSizeMB = v }
         config.closeWait = settings.closeWait
+        config.directIO = settings.directIO
         if let v = settings.uploadDelayMs { config.uploadDelayMs = v }
         if let v = settings.shutdownGrace { config.shutdownGrace = v }
         config.allowOther = settings.allowOther
@@ -118,6 +119,7 @@ struct OptionSettings {
     var spoolDirectory: String?, spoolMaxMB: Int?
     var uid: UInt32?, gid: UInt32?, umask: UInt32?, fileMode: UInt32?, dirMode: UInt32?
     var uploadConcurrency: Int?, partSizeMB: Int?, closeWait = false, uploadDelayMs: Int?
+    var directIO = false
     var foreground = false, debug = false, logFile: String?, shutdownGrace: Double?
     var maxThreads: Int?
 
@@ -158,6 +160,7 @@ struct OptionSettings {
         case "upload_concurrency": uploadConcurrency = try integer(option, minimum: 1, maximum: 256)
         case "part_size_mb": partSizeMB = try integer(option, minimum: 1, maximum: 5120)
         case "close_wait": closeWait = try flag(option)
+        case "direct_io": directIO = try flag(option)
         case "upload_delay_ms": uploadDelayMs = try integer(option, minimum: 0, maximum: 60_000)
         case "foreground": foreground = try flag(option)
         case "debug": debug = try flag(option)

@@ -48,6 +48,7 @@ func makeFileSystem(_ config: MountConfiguration) throws -> FileSystemOperations
     fs.uploadConcurrency = config.uploadConcurrency
     fs.partSizeMB = config.partSizeMB
     fs.closeWait = config.closeWait
+    fs.directIO = config.directIO
     fs.uploadDelay = Double(config.uploadDelayMs) / 1000
     fs.shutdownGrace = config.shutdownGrace
     do {

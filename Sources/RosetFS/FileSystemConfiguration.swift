@@ -30,6 +30,11 @@ public struct FileSystemConfiguration: Sendable {
     public var partSizeMB: Int = 16
     /// close(2) waits for the upload too.
     public var closeWait = false
+    /// Every open bypasses the kernel's page cache: reads go to the daemon (its block cache) at
+    /// the reader's own size, one copy fewer per byte. For data sets read once or larger than
+    /// memory; a re-read is served from the block cache (`cacheSizeMB`) only, and shared
+    /// writable mmap is refused (ENODEV). Off by default: the page cache is kept across opens.
+    public var directIO = false
     /// Seconds of pause in the closes a file below the part size waits for before its upload
     /// starts (at most 20 times that in all); 0 uploads at once.
     public var uploadDelay: Double = 0.5

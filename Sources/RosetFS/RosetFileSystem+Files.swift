@@ -254,12 +254,13 @@ extension RosetFileSystem {
         }
         let signature = try openSignature(key: key)
         return OpenReply(handle: addHandle(file), keepCache: keepCache(inode: inode, signature: signature),
-                         directIO: Self.bypassesPageCache(flags: flags))
+                         directIO: bypassesPageCache(flags: flags))
     }
 
-    /// A write-only handle skips the kernel's page cache: nothing can read through it, and the
-    /// cache copy of every written byte cost as much CPU as the spool write itself (2 cores).
-    static func bypassesPageCache(flags: Int32) -> Bool { flags & O_ACCMODE == O_WRONLY }
+    /// With the direct_io option every handle skips the kernel's page cache. Without it a
+    /// write-only handle still does: nothing can read through it, and the cache copy of every
+    /// written byte cost as much CPU as the spool write itself (2 cores).
+    func bypassesPageCache(flags: Int32) -> Bool { config.directIO || flags & O_ACCMODE == O_WRONLY }
 
     /// A reader over the node's current content (signed URL fetched now, cached per handle).
     func prepareReader(_ file: OpenFile, key: String) throws {
@@ -312,7 +313,7 @@ extension RosetFileSystem {
         let id = addHandle(file)
         let signature = (try? openSignature(key: e.key)) ?? ""
         return (entry, OpenReply(handle: id, keepCache: keepCache(inode: entry.attributes.inode, signature: signature),
-                                 directIO: Self.bypassesPageCache(flags: flags)))
+                                 directIO: bypassesPageCache(flags: flags)))
     }
 
     // MARK: read / write

@@ -59,7 +59,7 @@ func refusal(_ body: () throws -> Any) -> MountHelperError? {
     @Test func rosetOptions() throws {
         let c = try resolve("api_url=http://127.0.0.1:8080,mount_id=m1,cache_ttl=1.5,cache_size_mb=16,spool_dir=/s,"
                             + "spool_max_mb=100,uid=42,gid=43,umask=027,upload_concurrency=3,part_size_mb=8,close_wait,"
-                            + "foreground,debug,log_file=/tmp/l,shutdown_grace=9,upload_delay_ms=250")
+                            + "foreground,debug,log_file=/tmp/l,shutdown_grace=9,upload_delay_ms=250,direct_io")
         #expect(c.apiURL.absoluteString == "http://127.0.0.1:8080")
         #expect(c.mountId == "m1")
         #expect(c.cacheTTL == 1.5 && c.cacheSizeMB == 16)
@@ -69,7 +69,9 @@ func refusal(_ body: () throws -> Any) -> MountHelperError? {
         #expect(c.uploadConcurrency == 3 && c.partSizeMB == 8 && c.closeWait)
         #expect(c.foreground && c.debug && c.logFile == "/tmp/l" && c.shutdownGrace == 9)
         #expect(c.uploadDelayMs == 250)
+        #expect(c.directIO)
         #expect(try resolve("cache_ttl=1").uploadDelayMs == 500, "the default")
+        #expect(try resolve("cache_ttl=1").directIO == false, "the default")
         let m = try resolve("file_mode=0600,dir_mode=700")
         #expect(m.fileMode == 0o600 && m.dirMode == 0o700)
     }
@@ -103,7 +105,7 @@ func refusal(_ body: () throws -> Any) -> MountHelperError? {
             ("upload_concurrency=0", "upload_concurrency"), ("api_url=ftp://host", "api_url"),
             ("api_url=notaurl", "api_url"), ("file_mode=999", "file_mode"), ("umask=abc", "umask"),
             ("dir_mode=77777", "dir_mode"), ("max_read=12x", "max_read"), ("shutdown_grace=soon", "shutdown_grace"),
-            ("ro=1", "ro"), ("close_wait=maybe", "close_wait"), ("spool_dir=", "spool_dir"),
+            ("ro=1", "ro"), ("close_wait=maybe", "close_wait"), ("direct_io=2", "direct_io"), ("spool_dir=", "spool_dir"),
             ("upload_delay_ms=-1", "upload_delay_ms"), ("upload_delay_ms=soon", "upload_delay_ms"),
         ]
         for (option, word) in cases {
