@@ -81,6 +81,36 @@ import Testing
                 "fresh mappings: \(cache.freshlyMappedBytes >> 20) MiB")
     }
 
+    /// Buffers of 2 MiB and more are filled with huge pages where the kernel offers them (one fault
+    /// per 2 MiB instead of 512).
+    @Test func largeBuffersAreMadeOfHugePagesWhereTheKernelOffersThem() throws {
+        let setting = (try? String(contentsOfFile: "/sys/kernel/mm/transparent_hugepage/enabled", encoding: .utf8)) ?? ""
+        guard setting.contains("[always]") || setting.contains("[madvise]") else {
+            print("note: transparent huge pages are off here (\(setting.trimmingCharacters(in: .whitespacesAndNewlines))); skipped")
+            return
+        }
+        let buffer = try ReadPathMemory.allocate(8 * mebibyte)
+        defer { ReadPathMemory.free(buffer) }
+        for offset in stride(from: 0, to: buffer.count, by: ReadPathMemory.pageSize) { buffer[offset] = 1 }
+        // The mapping's AnonHugePages line in /proc/self/smaps.
+        let start = UInt(bitPattern: buffer.baseAddress!)
+        // Read to the end: /proc files report a size of 0.
+        guard let handle = FileHandle(forReadingAtPath: "/proc/self/smaps") else { throw FSError(EIO) }
+        let smaps = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        try handle.close()
+        var inMapping = false
+        var hugeKiB: Int?
+        for line in smaps.split(separator: "\n") {
+            if let dash = line.firstIndex(of: "-"), let low = UInt(line[..<dash], radix: 16),
+               let space = line.firstIndex(of: " "), let high = UInt(line[line.index(after: dash)..<space], radix: 16) {
+                inMapping = low <= start && start < high
+            } else if inMapping, line.hasPrefix("AnonHugePages:") {
+                hugeKiB = Int(line.split(separator: " ")[1])
+            }
+        }
+        #expect((hugeKiB ?? 0) >= 2048, "AnonHugePages of the buffer: \(hugeKiB.map { "\($0) kB" } ?? "none")")
+    }
+
     @Test func demandReadsProgressInACacheSmallerThanABlock() throws {
         let bytes = ReadPathFixture.content(count: 6 * mebibyte + 77, seed: 31)
         for capacity in [0, 64 * 1024, 300 * 1024] {
