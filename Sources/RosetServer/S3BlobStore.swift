@@ -19,8 +19,9 @@ final class S3BlobStore: BlobBackend, @unchecked Sendable {
     /// The Host header value: host[:port].
     let host: String
     let client: HTTPClient
-    /// Deadline of one call, within the client's 60 s for the API call that needs it. Completing a multipart upload makes the store assemble the object,
-    /// which takes seconds for gigabytes (moto does it in Python), so that call gets longer.
+    /// Deadline of one call, within the client's 60 s for the API call that needs it. Completing a
+    /// multipart upload makes the store assemble the object, which takes seconds for gigabytes
+    /// (moto does it in Python), so that call gets longer.
     static let callTimeout: TimeAmount = .seconds(15)
     static let completeTimeout: TimeAmount = .seconds(120)
     static let idempotentAttempts = 3

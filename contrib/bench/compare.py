@@ -34,6 +34,7 @@ BUCKET = "bench"
 REGION = "us-east-1"
 ACCESS, SECRET = "benchaccess", "benchsecret-not-a-real-one"
 MIB = 1 << 20
+DIO_READ = "seq read 1 file, cold, -o direct_io"   # mount.roset only
 
 
 def log(msg=""):
@@ -324,11 +325,12 @@ class RosetMount(Client):
         super().__init__(janitor, tmp, store)
         self.server, self.cache_mb = server, cache_mb
         self.spool = os.path.join(tmp, "roset-spool")
+        self.extra_opts = ""   # e.g. ",direct_io" for one step
 
     def _mount(self):
         opts = (f"api_url={self.server.url},apikey_file={self.server.key_file},"
                 f"cache_size_mb={self.cache_mb},spool_dir={self.spool},"
-                f"log_file={os.path.join(self.tmp, 'mount.roset.daemon.log')}")
+                f"log_file={os.path.join(self.tmp, 'mount.roset.daemon.log')}" + self.extra_opts)
         run_mount([os.path.join(BIN, "mount.roset"), "default", self.mnt, "-o", opts],
                   os.path.join(self.tmp, "mount.roset.log"))
 
@@ -569,6 +571,7 @@ class Bench:
             self.res.add("seq write 1 file, until durable", "MiB/s", True, "limit", self.size / MIB / t)
             t, _ = timed_run(["curl", "-sSf", "-o", "/dev/null", store.presign("GET", "direct/seq.bin")], T)
             self.res.add("seq read 1 file, cold", "MiB/s", True, "limit", self.size / MIB / t)
+            self.res.add(DIO_READ, "MiB/s", True, "limit", self.size / MIB / t)
         self.step("limit", f"curl PUT + GET of {self.size // MIB} MiB", seq)
 
         def multipart():
@@ -674,6 +677,21 @@ class Bench:
                 raise RuntimeError(f"dd read {dd_bytes(r.stderr)} bytes")
             res.add("seq read 1 file, cold", "MiB/s", True, c.name, mib / t)
         self.step(c.name, f"cold sequential read of {a.size_mb} MiB", seq_read)
+
+        if isinstance(c, RosetMount):
+            # The same read with the direct_io option (off by default: it gives up the page cache).
+            def dio_read():
+                c.extra_opts = ",direct_io"
+                try:
+                    c.remount()
+                    t, r = timed_run(["dd", f"if={c.path('seq.bin')}", "of=/dev/null", "bs=1M"], T)
+                    if dd_bytes(r.stderr) != self.size:
+                        raise RuntimeError(f"dd read {dd_bytes(r.stderr)} bytes")
+                    res.add(DIO_READ, "MiB/s", True, c.name, mib / t)
+                finally:
+                    c.extra_opts = ""
+                    c.remount()
+            self.step(c.name, f"cold sequential read of {a.size_mb} MiB with -o direct_io", dio_read)
 
         def par_read():
             t = time.monotonic()
@@ -905,6 +923,9 @@ def report(bench, csv_path):
         r = sp(m, res.get(m, "limit")); t("seq read >= 0.9x direct", None if r is None else r >= 0.9, fmt(r))
         best = max([res.get(m, p) for p in peers if res.get(m, p)] or [0]) or None
         r = sp(m, best); t("seq read >= 2x best peer", None if r is None else r >= 2, fmt(r))
+        r = sp(DIO_READ, res.get(DIO_READ, "limit"))
+        t("seq read >= 0.9x direct, with -o direct_io (not the default)", None if r is None else r >= 0.9, fmt(r))
+        r = sp(DIO_READ, best); t("seq read >= 2x best peer, with -o direct_io", None if r is None else r >= 2, fmt(r))
         m = "seq write 1 file, until durable"
         r = sp(m, res.get(m, "limit")); t("write until durable >= 0.8x direct", None if r is None else r >= 0.8, fmt(r))
         m = f"{a.files} creates of 4 KiB"
