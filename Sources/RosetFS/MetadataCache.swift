@@ -3,7 +3,13 @@
 // - nothing here does I/O; callers fetch outside any lock and store the result;
 // - every change this mount makes is patched in at once (insertChild/removeChild/store), so a
 //   cached listing never shows a stale view of our own changes (original bug §6.10 item 9);
-// - a stored node clears the negative entry of its (parent, name).
+// - a stored node clears the negative entry of its (parent, name);
+// - it does not grow without bound: once it holds more than `sweepAt` entries, the next store
+//   drops every expired one (nodes the kernel still holds an inode for are kept, for
+//   `lastKnownNode`), and the next sweep comes at twice what stayed. So it holds about what was
+//   fetched within one TTL, not everything ever listed (a `find` over a million-file data set);
+// - a listing's children were stored no earlier than the listing, so a fresh listing's nodes
+//   are never swept.
 import Foundation
 import RosetClient
 
@@ -20,10 +26,32 @@ final class MetadataCache: @unchecked Sendable {
     private var changes: UInt64 = 0
     private let ttl: Double
     private let now: @Sendable () -> Date
+    /// Whether the kernel still holds an inode for a node id (called under this cache's lock).
+    private let isHeld: @Sendable (String) -> Bool
+    private let minimumSweepAt: Int
+    private var sweepAt: Int
 
-    init(ttl: Double, now: @escaping @Sendable () -> Date) {
+    init(ttl: Double, now: @escaping @Sendable () -> Date, sweepAt: Int = 50_000,
+         isHeld: @escaping @Sendable (String) -> Bool = { _ in false }) {
         self.ttl = ttl
         self.now = now
+        self.isHeld = isHeld
+        minimumSweepAt = sweepAt
+        self.sweepAt = sweepAt
+    }
+
+    /// Nodes, listings and not-found answers held now, fresh or not.
+    var entryCount: Int { lock.withLock { nodes.count + listings.count + negatives.count } }
+
+    /// Drops expired entries once there are more than `sweepAt` (see the invariants).
+    private func sweepIfLarge() {
+        guard nodes.count + listings.count + negatives.count > sweepAt else { return }
+        let t = now()
+        func expired(_ at: Date) -> Bool { t.timeIntervalSince(at) >= ttl }
+        nodes = nodes.filter { $0.value.permanent || !expired($0.value.fetchedAt) || isHeld($0.key) }
+        listings = listings.filter { $0.value.permanent || !expired($0.value.fetchedAt) }
+        negatives = negatives.filter { !expired($0.value) }
+        sweepAt = max(minimumSweepAt, 2 * (nodes.count + listings.count + negatives.count))
     }
 
     private func fresh(_ at: Date, permanent: Bool) -> Bool {
@@ -51,6 +79,7 @@ final class MetadataCache: @unchecked Sendable {
 
     private func storeLocked(_ node: Node, permanent: Bool) {
         changes &+= 1
+        sweepIfLarge()
         let keep = permanent || (nodes[node.id]?.permanent ?? false) && nodes[node.id]?.node == node
         nodes[node.id] = CachedNode(node: node, fetchedAt: now(), permanent: keep)
         if let parent = node.parentId {
@@ -100,6 +129,7 @@ final class MetadataCache: @unchecked Sendable {
     func storeListing(_ folderId: String, children: [Node], permanent: Bool, observed: UInt64) {
         lock.withLock {
             guard changes == observed else { return }
+            sweepIfLarge()
             var ids: [String: String] = [:]
             var order: [String] = []
             for child in children where ids[child.name] == nil {
@@ -122,6 +152,7 @@ final class MetadataCache: @unchecked Sendable {
                 listings[folderId] = l
             }
             negatives[Self.negativeKey(folderId, name)] = now()
+            sweepIfLarge()
         }
     }
 
@@ -142,7 +173,10 @@ final class MetadataCache: @unchecked Sendable {
     }
 
     func storeAbsent(_ parentId: String, name: String) {
-        lock.withLock { negatives[Self.negativeKey(parentId, name)] = now() }
+        lock.withLock {
+            negatives[Self.negativeKey(parentId, name)] = now()
+            sweepIfLarge()
+        }
     }
 
     func clearAbsent(_ parentId: String, name: String) {

@@ -79,10 +79,14 @@ extension RosetFileSystem {
         // Pending files first: an upload that completes meanwhile has put its node into the
         // listing before it leaves the pending index, so it is in one of the two.
         let pendingFiles = pendingChildren(of: folderId)
-        var nodes: [Node]
+        var nodes: [Node] = []
+        var cached = false
         if !fresh, let listing = cache.listing(folderId) {
             nodes = listing.compactMap { cache.lastKnownNode($0.id) }
-        } else {
+            // A child's node dropped since (found deleted): the listing is stale; fetch it again.
+            cached = nodes.count == listing.count
+        }
+        if !cached {
             let folder = try currentNode(folderId)
             let observed = cache.changeCount
             var fetched: [Node]?

@@ -74,8 +74,10 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
             throw SpoolError(description: "the mount root \(root.id) is not a folder")
         }
         rootId = root.id
-        inodes = InodeTable(rootKey: root.id)
-        cache = MetadataCache(ttl: configuration.cacheTTL, now: tuning.now)
+        let inodes = InodeTable(rootKey: root.id)
+        self.inodes = inodes
+        cache = MetadataCache(ttl: configuration.cacheTTL, now: tuning.now,
+                              isHeld: { inodes.existingInode(for: $0) != nil })
         cache.store(root)
         blockCache = BlockCache(capacityBytes: max(1, configuration.cacheSizeMB) << 20)
         spool = try Spool(base: configuration.spoolDirectory, apiURL: configuration.apiURL, mountId: configuration.mountId,
