@@ -117,20 +117,40 @@ struct SpoolCrashTests {
         // Uploads are held back so the closed files are sealed, not yet uploaded, at the kill.
         try f.server.setFaults(#"{"latencyMs":{"upload":3000}}"#)
         let closed = SpoolCrash.writeClosedFiles(f, dir: "open", count: 100) { 20_000 + $0 * 97 }
+        // The files are held open by a separate, single-threaded process: in this test process,
+        // other suites spawn children, and every fork's copy of an open descriptor sends a FLUSH
+        // when it is closed, which seals the file as a close does.
         var open: [String: [UInt8]] = [:]
-        var fds: [Int32] = []
+        var holderArguments: [String] = []
         for i in 0..<5 {
             let name = "writing-\(i).bin"
             let bytes = SpoolCrash.content(500 + i, size: 300_000)
-            let fd = Glibc.open(f.path("open/\(name)"), O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-            #expect(fd >= 0)
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            #expect(n == bytes.count)
+            let source = f.scratch.url.appendingPathComponent("source-\(i)").path
+            #expect(FileManager.default.createFile(atPath: source, contents: Data(bytes)))
+            holderArguments += [f.path("open/\(name)"), source]
             open[name] = bytes
-            fds.append(fd)
         }
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        holder.arguments = ["python3", "-c", """
+            import os, sys, time
+            fds = []
+            for target, source in zip(sys.argv[1::2], sys.argv[2::2]):
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                data = open(source, "rb").read()
+                assert os.write(fd, data) == len(data)
+                fds.append(fd)
+            print("ready", flush=True)
+            time.sleep(600)
+            """] + holderArguments
+        let ready = Pipe()
+        holder.standardOutput = ready
+        try holder.run()
+        let said = String(decoding: ready.fileHandleForReading.availableData, as: UTF8.self)
+        #expect(said.hasPrefix("ready"), "the holder wrote the open files")
         f.crash()
-        for fd in fds { Glibc.close(fd) }
+        kill(holder.processIdentifier, SIGKILL)
+        holder.waitUntilExit()
         try f.server.clearFaults()
         try f.mountAgain()
         #expect(SpoolCrash.waitForDrain(f), "the spool drains after the remount")
