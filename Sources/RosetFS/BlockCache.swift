@@ -437,17 +437,10 @@ public final class BlockCache: @unchecked Sendable {
     private func obtainMemory(_ bytes: Int, mayEvictSpeculative: Bool) -> Memory? {
         var candidate = lruOldest
         while true {
-            if var recycled = freeBuffers[bytes], let buffer = recycled.popLast() {
-                freeBuffers[bytes] = recycled.isEmpty ? nil : recycled
-                freeBytes -= bytes
-                return .recycled(buffer)
-            }
+            if let buffer = popRecycled(bytes) { return .recycled(buffer) }
             if normalBytes + freeBytes + bytes <= capacityBytes { return .fresh }
-            if let (size, buffers) = freeBuffers.first {
-                var remaining = buffers
-                ReadPathMemory.free(remaining.removeLast())
-                freeBytes -= size
-                freeBuffers[size] = remaining.isEmpty ? nil : remaining
+            if let size = freeBuffers.keys.first, let buffer = popRecycled(size) {
+                ReadPathMemory.free(buffer)
                 continue
             }
             while let extent = candidate, extent.pins > 0 || (!mayEvictSpeculative && extent.isSpeculative) {
@@ -460,6 +453,14 @@ public final class BlockCache: @unchecked Sendable {
             removeFromIndex(victim)
             release(victim)
         }
+    }
+
+    /// Takes a recycled buffer of `size` bytes off the list (it stops counting as recycled).
+    private func popRecycled(_ size: Int) -> UnsafeMutableRawBufferPointer? {
+        guard var buffers = freeBuffers[size], let buffer = buffers.popLast() else { return nil }
+        freeBuffers[size] = buffers.isEmpty ? nil : buffers
+        freeBytes -= size
+        return buffer
     }
 
     /// Returns an extent's memory to the recycle list (an overflow extent's is unmapped) and its
