@@ -46,18 +46,8 @@ import TestSupport
 
     @Test func anUnreachableStoreIsAnErrorNotAHang() async throws {
         // A port bound but not listening: connections are refused, and nobody else can take it.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #expect(fd >= 0)
+        let (fd, port) = try ScriptedHTTPServer.bindLoopback(listening: false)
         defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        #expect(bound)
-        let port = Int(UInt16(bigEndian: addr.sin_port))
         let started = Date()
         await #expect(throws: APIError.self) { try await store("http://127.0.0.1:\(port)").statObject(storageKey: "k") }
         // One deadline (the client retries the connection within it), not one per attempt (45 s).

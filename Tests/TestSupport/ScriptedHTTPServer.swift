@@ -40,23 +40,31 @@ public final class ScriptedHTTPServer: @unchecked Sendable {
     /// `responses` are raw HTTP responses, used in order; the last one repeats.
     public init(responses: [String]) throws {
         self.responses = responses.map { Data($0.utf8) }
+        (listener, port) = try Self.bindLoopback(listening: true)
+        startServing()
+    }
+
+    /// A TCP socket bound to a free port of 127.0.0.1, and the port. A socket that is not
+    /// listening refuses every connection, and (without SO_REUSEADDR) no other socket can take
+    /// the port while it is open.
+    public static func bindLoopback(listening: Bool) throws -> (fd: Int32, port: Int) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EIO) }
-        listener = fd
-        var yes: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        if listening {
+            var yes: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         let ok = withUnsafeMutablePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, len) == 0 && listen(fd, 16) == 0 && getsockname(fd, $0, &len) == 0
+                bind(fd, $0, len) == 0 && (!listening || listen(fd, 16) == 0) && getsockname(fd, $0, &len) == 0
             }
         }
         guard ok else { close(fd); throw POSIXError(.EADDRINUSE) }
-        port = Int(UInt16(bigEndian: addr.sin_port))
-        startServing()
+        return (fd, Int(UInt16(bigEndian: addr.sin_port)))
     }
 
     private func startServing() {
