@@ -671,11 +671,11 @@ class Bench:
 
         self.step(c.name, "remount (cold caches)", c.remount)
 
-        def seq_read():
+        def seq_read(metric="seq read 1 file, cold"):
             t, r = timed_run(["dd", f"if={c.path('seq.bin')}", "of=/dev/null", "bs=1M"], T)
             if dd_bytes(r.stderr) != self.size:
                 raise RuntimeError(f"dd read {dd_bytes(r.stderr)} bytes")
-            res.add("seq read 1 file, cold", "MiB/s", True, c.name, mib / t)
+            res.add(metric, "MiB/s", True, c.name, mib / t)
         self.step(c.name, f"cold sequential read of {a.size_mb} MiB", seq_read)
 
         if isinstance(c, RosetMount):
@@ -684,10 +684,7 @@ class Bench:
                 c.extra_opts = ",direct_io"
                 try:
                     c.remount()
-                    t, r = timed_run(["dd", f"if={c.path('seq.bin')}", "of=/dev/null", "bs=1M"], T)
-                    if dd_bytes(r.stderr) != self.size:
-                        raise RuntimeError(f"dd read {dd_bytes(r.stderr)} bytes")
-                    res.add(DIO_READ, "MiB/s", True, c.name, mib / t)
+                    seq_read(DIO_READ)
                 finally:
                     c.extra_opts = ""
                     c.remount()
