@@ -79,6 +79,7 @@ public enum ConfigurationResolver {
         config.maxRead = settings.maxRead
         config.blockSize = settings.blockSize
         if let v = settings.maxThreads { config.maxThreads = v }
+        if let v = settings.readAheadKB { config.readAheadKB = v }
         config.debug = settings.debug
         config.foreground = settings.foreground || settings.debug
         config.logFile = settings.logFile
@@ -121,7 +122,7 @@ struct OptionSettings {
     var uploadConcurrency: Int?, partSizeMB: Int?, closeWait = false, uploadDelayMs: Int?
     var directIO = false
     var foreground = false, debug = false, logFile: String?, shutdownGrace: Double?
-    var maxThreads: Int?
+    var maxThreads: Int?, readAheadKB: Int?
 
     static let opposites: [MountConfiguration.VFSFlag: MountConfiguration.VFSFlag] = [
         .nosuid: .suid, .suid: .nosuid, .nodev: .dev, .dev: .nodev, .noexec: .exec, .exec: .noexec,
@@ -167,6 +168,7 @@ struct OptionSettings {
         case "log_file": logFile = try text(option)
         case "shutdown_grace": shutdownGrace = try seconds(option)
         case "max_threads": maxThreads = try integer(option, minimum: 1, maximum: 1024)
+        case "read_ahead_kb": readAheadKB = try integer(option, minimum: 0, maximum: 1 << 20)
         default:
             if ConfigurationResolver.keyOptionNames.contains(name) {
                 throw MountHelperError(

@@ -53,6 +53,9 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
     public var blockSize: UInt32?
     /// libfuse worker threads at most (max_threads=).
     public var maxThreads: Int = 64
+    /// The kernel's read-ahead window for buffered readers, in KiB (read_ahead_kb=); 0 leaves
+    /// the kernel's 128 KiB. 4 MiB measured best for cold sequential reads (1-16 MiB alike).
+    public var readAheadKB: Int = 4096
 
     // Process
     public var foreground: Bool = false
@@ -89,7 +92,7 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
             "dir_mode=\(octal(dirMode))", "spool_dir=\(spoolDirectory)", "spool_max_mb=\(spoolMaxMB)",
             "upload_concurrency=\(uploadConcurrency)", "part_size_mb=\(partSizeMB)", "close_wait=\(closeWait)", "direct_io=\(directIO)",
             "upload_delay_ms=\(uploadDelayMs)", "shutdown_grace=\(shutdownGrace)", "allow_other=\(allowOther)", "allow_root=\(allowRoot)",
-            "default_permissions=\(defaultPermissions)", "max_threads=\(maxThreads)",
+            "default_permissions=\(defaultPermissions)", "max_threads=\(maxThreads)", "read_ahead_kb=\(readAheadKB)",
             "vfs=\(vfsFlags.map(\.rawValue).sorted().joined(separator: "+"))",
             "foreground=\(foreground)", "debug=\(debug)",
         ]

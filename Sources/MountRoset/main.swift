@@ -81,7 +81,8 @@ func fuseOptions(_ config: MountConfiguration) -> FUSEMountOptions {
         fsName: config.fsName, subtype: "roset", readOnly: config.readOnly, allowOther: config.allowOther,
         allowRoot: config.allowRoot, defaultPermissions: config.defaultPermissions,
         kernelFlags: Set(config.vfsFlags.compactMap { FUSEMountOptions.KernelFlag(rawValue: $0.rawValue) }),
-        maxRead: config.maxRead, blockSize: config.blockSize, maxThreads: config.maxThreads)
+        maxRead: config.maxRead, blockSize: config.blockSize, maxThreads: config.maxThreads,
+        readAheadKB: config.readAheadKB)
 }
 
 /// mallopt(M_ARENA_MAX, n); <malloc.h> is not in Swift's Glibc module, so found by name.

@@ -27,14 +27,18 @@ public struct FUSEMountOptions: Sendable, Hashable {
     /// waiting so parallel reads and lookups do not wait for a thread to start.
     public var maxThreads: Int
     public var maxIdleThreads: Int
+    /// The kernel's read-ahead window for buffered readers, in KiB (see KernelReadAhead); nil or
+    /// 0 leaves the kernel's default of 128 KiB. Not a libfuse option: applied through sysfs.
+    public var readAheadKB: Int?
 
     public init(fsName: String, subtype: String = "roset", readOnly: Bool = false, allowOther: Bool = false,
                 allowRoot: Bool = false, defaultPermissions: Bool = false, kernelFlags: Set<KernelFlag> = [],
-                maxRead: UInt32? = nil, blockSize: UInt32? = nil, maxThreads: Int = 64, maxIdleThreads: Int = 16) {
+                maxRead: UInt32? = nil, blockSize: UInt32? = nil, maxThreads: Int = 64, maxIdleThreads: Int = 16,
+                readAheadKB: Int? = nil) {
         self.fsName = fsName; self.subtype = subtype; self.readOnly = readOnly
         self.allowOther = allowOther; self.allowRoot = allowRoot; self.defaultPermissions = defaultPermissions
         self.kernelFlags = kernelFlags; self.maxRead = maxRead; self.blockSize = blockSize
-        self.maxThreads = maxThreads; self.maxIdleThreads = maxIdleThreads
+        self.maxThreads = maxThreads; self.maxIdleThreads = maxIdleThreads; self.readAheadKB = readAheadKB
     }
 
     /// The option list for fuse_session_new. libfuse (fuse_opt) treats `\,` as a literal comma.

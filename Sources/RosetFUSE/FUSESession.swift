@@ -28,6 +28,8 @@ public final class FUSESession: @unchecked Sendable {
 
     private let stateLock = NSLock()
     private var session: OpaquePointer?
+    /// The canonical mount point, once mounted.
+    private var mountedPath: String?
     private var loopThread: pthread_t?
     private var loopFinished = false
     private var mounted = false
@@ -77,7 +79,7 @@ public final class FUSESession: @unchecked Sendable {
             }
             throw FUSEMountError.mountFailed(path, detail: detail)
         }
-        stateLock.withLock { session = created; mounted = true }
+        stateLock.withLock { session = created; mounted = true; mountedPath = path }
         logger.info("mounted on \(path) (\(options.fuseOptionString))")
     }
 
@@ -98,6 +100,9 @@ public final class FUSESession: @unchecked Sendable {
         }) else { return -EINVAL }
         let threads = UInt32(max(options.maxThreads, 1))
         let idle = UInt32(min(max(options.maxIdleThreads, 1), Int(threads)))
+        if !stopped, let kilobytes = options.readAheadKB, kilobytes > 0, let path = stateLock.withLock({ mountedPath }) {
+            setKernelReadAheadOnceInitialized(kilobytes: kilobytes, mountpoint: path)
+        }
         // A stop that came before the loop started is not lost.
         let result = stopped ? 0 : roset_session_loop_mt(se, idle, threads)
         stateLock.withLock { loopFinished = true }
@@ -113,6 +118,20 @@ public final class FUSESession: @unchecked Sendable {
         fuse_session_destroy(se)
         logger.info("unmounted \(mountpoint)")
         return result
+    }
+
+    /// The INIT reply would clamp the window back, so it is set once the mount has answered a
+    /// request: the kernel holds every request until INIT is done, and this stat of the root is
+    /// answered by the loop that is about to start. On a thread of its own, so `run` is not held.
+    private func setKernelReadAheadOnceInitialized(kilobytes: Int, mountpoint: String) {
+        let logger = self.logger
+        let thread = Thread {
+            var st = Glibc.stat()
+            _ = stat(mountpoint, &st)
+            KernelReadAhead.apply(kilobytes: kilobytes, mountpoint: mountpoint, logger: logger)
+        }
+        thread.name = "roset-readahead"
+        thread.start()
     }
 
     /// Graceful stop from another thread: the filesystem stops taking writes and gets up to

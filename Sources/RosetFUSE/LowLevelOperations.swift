@@ -272,7 +272,8 @@ enum LowLevelOperations {
     // MARK: - Helpers shared by the callbacks
 
     /// Capabilities: readdirplus always (no AUTO heuristics), parallel lookups and reads, atomic
-    /// O_TRUNC, 1 MiB writes, large read-ahead. No writeback cache: every write must reach the
+    /// O_TRUNC, 1 MiB writes. max_readahead cannot raise the kernel's 128 KiB window (the kernel
+    /// takes the minimum); KernelReadAhead raises it after INIT. No writeback cache: every write must reach the
     /// spool through `write`, in order, so close can seal exactly what was written.
     static func negotiate(_ conn: UnsafeMutablePointer<fuse_conn_info>, maxRead: UInt32?) {
         let capable = conn.pointee.capable

@@ -134,6 +134,24 @@ struct FSCacheTests {
         }
     }
 
+    /// mount.roset raises the kernel's read-ahead window from FUSE's 128 KiB to 4 MiB by default
+    /// (read_ahead_kb=); a buffered sequential read through it still gets exactly the object's bytes.
+    @Test func kernelReadAheadIsRaisedByDefault() throws {
+        guard geteuid() == 0 else { print("note: not root; read_ahead_kb test skipped"); return }
+        try MountedRoset.with(options: []) { f in
+            var window: Int?
+            for _ in 0..<100 where window != 4096 { window = KernelReadAheadProbe.kilobytes(of: f.mountpoint); usleep(50_000) }
+            #expect(window == 4096)
+            let bytes = PatternBytes.make(count: 9 << 20, seed: 31)
+            try f.uploadRemote(name: "seq", bytes: bytes)
+            #expect(Posix.read(f.path("seq")).1 == bytes)
+        }
+        try MountedRoset.with(options: ["read_ahead_kb=0"]) { f in
+            usleep(200_000)
+            #expect(KernelReadAheadProbe.kilobytes(of: f.mountpoint) == 128)
+        }
+    }
+
     /// Bytes of `path` in the page cache, from fincore(1).
     static func residentBytes(_ path: String) -> Int? {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/fincore") else { return nil }

@@ -52,6 +52,12 @@ func refusal(_ body: () throws -> Any) -> MountHelperError? {
         #expect(c.allowOther && c.defaultPermissions && !c.allowRoot)
         #expect(c.maxThreads == 12)
         #expect(refusal { try resolve("max_threads=0") }?.message.contains("max_threads") == true)
+        #expect(c.readAheadKB == 4096)
+        #expect(try resolve("read_ahead_kb=0").readAheadKB == 0)
+        #expect(try resolve("read_ahead_kb=16384").readAheadKB == 16384)
+        for bad in ["read_ahead_kb=-1", "read_ahead_kb=4M", "read_ahead_kb=2000000", "read_ahead_kb"] {
+            #expect(refusal { try resolve(bad) }?.message.contains("read_ahead_kb") == true, "\(bad)")
+        }
         #expect(c.maxRead == 131072 && c.blockSize == 65536)
         #expect(refusal { try resolve("allow_other,allow_root") }?.message.contains("allow_root") == true)
     }
