@@ -181,23 +181,44 @@ public final class BlockCache: @unchecked Sendable {
     }
 
     /// Calls `body` with the cached memory of bytes [offset, offset + length) of the object, one
-    /// buffer per extent, valid only during the call, and returns true; returns false without
-    /// calling it when a block is not cached, in flight or queued (the caller reads by copy, which
-    /// fetches on demand). Saves the copy into a reply buffer, a third of the daemon's work per
-    /// byte on a sequential read. Pins are held only for extents already reserved, and waits
-    /// are only for fetches in flight, never for memory: holding pins cannot starve anyone.
-    func withPinnedRange(objectKey: String, offset: Int64, length: Int, source: RangeSource,
-                         body: ([UnsafeRawBufferPointer]) -> Void) -> Bool {
+    /// buffer per extent, valid only during the call, and returns true. Blocks that are missing are
+    /// fetched on this thread into extents of the cache, which are then handed over like the rest.
+    /// Returns false without calling `body` only when memory is short (every byte pinned or in
+    /// flight, the overflow allowance used up); the caller then reads by copy, which waits for
+    /// memory. Saves the copy into a reply buffer, a third of the daemon's work per byte on a
+    /// sequential read, and the reply buffers themselves: with the kernel reading 4 MiB ahead, a
+    /// 1 MiB buffer per FUSE thread held tens of MiB. Memory is reserved while pins are held only
+    /// if it is free or evictable right away, and waits are only for fetches in flight, never
+    /// for memory: holding pins cannot starve anyone.
+    func withPinnedRange(objectKey: String, objectSize: Int64, offset: Int64, length: Int, source: RangeSource,
+                         body: ([UnsafeRawBufferPointer]) -> Void) throws -> Bool {
         let end = offset + Int64(length)
+        let lastBlock = (end - 1) / Self.blockSize
         var pinned: [ReadPathExtent] = []
         func unpinAll() { for extent in pinned { unpin(extent) } }
         var position = offset
         lock.lock()
         while position < end {
             guard let found = index[objectKey]?[position / Self.blockSize] else {
-                unpinAll()
+                guard let extent = reserveDemandExtent(objectKey: objectKey, objectSize: objectSize,
+                                                       firstBlock: position / Self.blockSize, lastBlock: lastBlock) else {
+                    unpinAll()
+                    lock.unlock()
+                    return false
+                }
                 lock.unlock()
-                return false
+                do {
+                    try fetch(extent, from: source, pinForCaller: true)
+                } catch {
+                    lock.lock()
+                    unpinAll()
+                    lock.unlock()
+                    throw error
+                }
+                lock.lock()
+                pinned.append(extent)
+                position = min(end, extent.end)
+                continue
             }
             switch found.state {
             case .ready:
@@ -209,8 +230,8 @@ public final class BlockCache: @unchecked Sendable {
             case .queued:
                 claimQueued(found)
                 lock.unlock()
-                // A failed prefetch is dropped from the index: the next look falls back to the copy
-                // path, which fetches on demand and reports the error.
+                // A failed prefetch is dropped from the index: the next look fetches the block on
+                // demand, which reports the error.
                 try? fetch(found, from: source, pinForCaller: false)
                 lock.lock()
             case .failed, .released:

@@ -40,7 +40,8 @@ public final class ObjectReader: @unchecked Sendable {
         guard offset >= 0, length > 0, offset < size else { reply([]); return }
         let count = Int(min(Int64(length), size - offset))
         planReadAhead(offset: offset, length: count)
-        if cache.withPinnedRange(objectKey: objectKey, offset: offset, length: count, source: source, body: reply) { return }
+        if try cache.withPinnedRange(objectKey: objectKey, objectSize: size, offset: offset, length: count,
+                                     source: source, body: reply) { return }
         let bytes = try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             try cache.read(objectKey: objectKey, objectSize: size, offset: offset,
                            into: UnsafeMutableRawBufferPointer(buffer), source: source)

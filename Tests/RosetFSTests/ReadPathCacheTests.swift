@@ -49,21 +49,58 @@ import Testing
         }
         let calls = source.calls
         var handed: [[UInt8]] = []
-        let served = cache.withPinnedRange(objectKey: key, offset: Int64(block - 100), length: 300, source: source) { buffers in
+        let served = try cache.withPinnedRange(objectKey: key, objectSize: Int64(bytes.count), offset: Int64(block - 100),
+                                               length: 300, source: source) { buffers in
             handed = buffers.map { Array($0) }
         }
         #expect(served)
         #expect(handed.map(\.count) == [100, 200])
         #expect(handed.flatMap { $0 } == Array(bytes[(block - 100)..<(block + 200)]))
         #expect(source.calls == calls, "served from the cache, no fetch")
-        // A block that was never fetched: not served here (the copy path fetches it).
-        let missing = cache.withPinnedRange(objectKey: key, offset: Int64(3 * block), length: 10, source: source) { _ in
-            Issue.record("must not be called for an uncached block")
+        // Blocks never fetched: one demand fetch into the cache, handed over from there, kept.
+        let missing = try cache.withPinnedRange(objectKey: key, objectSize: Int64(bytes.count), offset: Int64(3 * block + 5),
+                                                length: block, source: source) { buffers in
+            handed = buffers.map { Array($0) }
         }
-        #expect(!missing)
+        #expect(missing)
+        #expect(handed.flatMap { $0 } == Array(bytes[(3 * block + 5)..<(4 * block + 5)]))
+        #expect(source.calls == calls + 1, "one range request for the two missing blocks")
+        #expect(cache.residentBytes == 4 * block)
         // Every pin was released: invalidation frees the extents at once.
         cache.invalidate(objectKey: key)
         #expect(cache.residentBytes == 0)
+    }
+
+    @Test func pinnedRangeGivesUpWhenMemoryIsShortAndAFailedFetchThrows() throws {
+        let bytes = ReadPathFixture.content(count: 8 * mebibyte, seed: 9)
+        let source = ReadPathFakeSource(bytes: bytes)
+        let cache = BlockCache(capacityBytes: 2 * block)
+        let size = Int64(bytes.count)
+        // The whole capacity stays pinned by the outer call; the inner one needs more than the
+        // overflow allowance, so it must give up (and free what it took) instead of waiting.
+        var inner: Bool?
+        let outer = try cache.withPinnedRange(objectKey: "k", objectSize: size, offset: 0, length: 2 * block,
+                                              source: source) { _ in
+            inner = try? cache.withPinnedRange(objectKey: "k", objectSize: size, offset: Int64(4 * block),
+                                               length: BlockCache.overflowLimit + block, source: source) { _ in
+                Issue.record("must not be called when memory is short")
+            }
+        }
+        #expect(outer)
+        #expect(inner == false)
+        #expect(cache.usedBytes <= 2 * block, "overflow taken by the inner call was freed: \(cache.usedBytes)")
+        // The copy path still reads it (it waits for memory instead).
+        let reader = ObjectReader(objectKey: "k", size: size, source: source, cache: cache)
+        defer { reader.close() }
+        let tail = try reader.read(offset: Int64(4 * block), length: BlockCache.overflowLimit + block)
+        #expect(ReadPathFixture.matches(tail, bytes, at: Int64(4 * block)) && tail.count == BlockCache.overflowLimit + block)
+
+        let failing = ReadPathFakeSource(bytes: bytes)
+        failing.failWhen { _, _ in true }
+        #expect(throws: (any Error).self) {
+            _ = try cache.withPinnedRange(objectKey: "other", objectSize: size, offset: 0, length: 10, source: failing) { _ in }
+        }
+        #expect(cache.usedBytes <= 2 * block)
     }
 
     @Test func emptyAndTinyObjects() throws {
