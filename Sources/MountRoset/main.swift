@@ -85,21 +85,25 @@ func fuseOptions(_ config: MountConfiguration) -> FUSEMountOptions {
         readAheadKB: config.readAheadKB)
 }
 
-/// mallopt(M_ARENA_MAX, n); <malloc.h> is not in Swift's Glibc module, so found by name.
-func capMallocArenas(_ n: Int32) {
+/// mallopt(3); <malloc.h> is not in Swift's Glibc module, so found by name.
+func mallopt(_ parameter: Int32, _ value: Int32) {
     typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
-    let M_ARENA_MAX: Int32 = -8
     guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
-    _ = unsafeBitCast(sym, to: Mallopt.self)(M_ARENA_MAX, n)
+    _ = unsafeBitCast(sym, to: Mallopt.self)(parameter, value)
 }
 
 func serve(_ config: MountConfiguration, _ reporter: ReadinessReporter) -> Int32 {
-    // glibc gives each thread that mallocs its own arena (up to 8 per core) and keeps freed
-    // memory there: with libfuse's worker threads each allocating ~1 MiB read replies, the
-    // arenas alone held ~17 MiB beyond cache_size_mb while reading one large file. Four arenas
-    // keep peak memory near the cache bound (measured: VmHWM 81 -> 69 MiB, cache_size_mb=16).
-    // Before any thread of ours exists, so every thread shares the cap.
-    capMallocArenas(4)
+    // glibc keeps freed memory in per-thread arenas (up to 8 per core). Before any thread of ours
+    // exists, so every thread gets both settings:
+    // - four arenas: with libfuse's worker threads each allocating ~1 MiB read replies, the arenas
+    //   alone held ~17 MiB beyond cache_size_mb while reading one large file (measured: VmHWM
+    //   81 -> 69 MiB, cache_size_mb=16);
+    // - a fixed 128 KiB mmap threshold: glibc raises it after each large free, so 1 MiB buffers
+    //   (reads served by copy, spool reads of pending files) came from the arenas and stayed
+    //   there; 4 parallel readers held 26-30 MiB more (VmHWM 317-321 -> 291 MiB, cache 256 MiB).
+    let M_MMAP_THRESHOLD: Int32 = -3, M_ARENA_MAX: Int32 = -8
+    mallopt(M_ARENA_MAX, 4)
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024)
     let logger = Logger(label: "roset.mount")
     for warning in config.warnings { logger.warning("\(warning)") }
     // Until the session exists a signal just ends the process: nothing is mounted yet and the
