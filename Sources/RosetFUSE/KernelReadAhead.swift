@@ -17,15 +17,11 @@ import Logging
 enum KernelReadAhead {
     /// The "MAJ:MIN" of the mount at `mountpoint` in mountinfo text (the last one if stacked).
     static func deviceNumber(of mountpoint: String, mountinfo: String) -> String? {
-        var found: String?
-        for line in mountinfo.split(separator: "\n") {
-            let fields = line.split(separator: " ", omittingEmptySubsequences: false)
-            guard fields.count > 4, MountTable.decode(String(fields[4])) == mountpoint else { continue }
-            let device = String(fields[2])
-            let parts = device.split(separator: ":")
-            if parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isNumber) }) { found = device }
-        }
-        return found
+        guard let device = MountTable.entries(in: mountinfo).last(where: { $0.mountPoint == mountpoint })?.device
+        else { return nil }
+        let parts = device.split(separator: ":")
+        guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isNumber) }) else { return nil }
+        return device
     }
 
     /// The sysfs file holding the window of the mount at `mountpoint`, if it is mounted.

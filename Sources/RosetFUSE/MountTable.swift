@@ -1,15 +1,23 @@
-// Reads /proc/self/mountinfo to tell whether a path is already a mount point: FUSE would happily
-// mount over an existing mount, hiding it, which is never what an admin wants.
+// Reads /proc/self/mountinfo: to tell whether a path is already a mount point (FUSE would happily
+// mount over an existing mount, hiding it, which is never what an admin wants), and to find a
+// mount's device number (its kernel read-ahead window is set through it).
 import Foundation
 
 enum MountTable {
-    /// Mount points (field 5 of mountinfo, octal escapes decoded) with their fstype.
-    static func entries() -> [(mountPoint: String, fsType: String)] {
+    typealias Entry = (mountPoint: String, fsType: String, device: String)
+
+    /// Mount points (field 5 of mountinfo, octal escapes decoded) with their fstype and "MAJ:MIN"
+    /// (field 3), in mount order.
+    static func entries() -> [Entry] {
         guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").compactMap { line in
+        return entries(in: text)
+    }
+
+    static func entries(in mountinfo: String) -> [Entry] {
+        mountinfo.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ", omittingEmptySubsequences: false)
             guard fields.count > 7, let dash = fields.firstIndex(of: "-"), dash + 1 < fields.count else { return nil }
-            return (decode(String(fields[4])), String(fields[dash + 1]))
+            return (decode(String(fields[4])), String(fields[dash + 1]), String(fields[2]))
         }
     }
 
