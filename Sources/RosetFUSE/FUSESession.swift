@@ -28,8 +28,6 @@ public final class FUSESession: @unchecked Sendable {
 
     private let stateLock = NSLock()
     private var session: OpaquePointer?
-    /// The canonical mount point, once mounted.
-    private var mountedPath: String?
     private var loopThread: pthread_t?
     private var loopFinished = false
     private var mounted = false
@@ -79,8 +77,11 @@ public final class FUSESession: @unchecked Sendable {
             }
             throw FUSEMountError.mountFailed(path, detail: detail)
         }
-        stateLock.withLock { session = created; mounted = true; mountedPath = path }
+        stateLock.withLock { session = created; mounted = true }
         logger.info("mounted on \(path) (\(options.fuseOptionString))")
+        if let kilobytes = options.readAheadKB, kilobytes > 0 {
+            setKernelReadAheadOnceInitialized(kilobytes: kilobytes, mountpoint: path)
+        }
     }
 
     /// Serves requests until the mount ends (umount, `stop`, or a fatal error), then stops the
@@ -100,9 +101,6 @@ public final class FUSESession: @unchecked Sendable {
         }) else { return -EINVAL }
         let threads = UInt32(max(options.maxThreads, 1))
         let idle = UInt32(min(max(options.maxIdleThreads, 1), Int(threads)))
-        if !stopped, let kilobytes = options.readAheadKB, kilobytes > 0, let path = stateLock.withLock({ mountedPath }) {
-            setKernelReadAheadOnceInitialized(kilobytes: kilobytes, mountpoint: path)
-        }
         // A stop that came before the loop started is not lost.
         let result = stopped ? 0 : roset_session_loop_mt(se, idle, threads)
         stateLock.withLock { loopFinished = true }
@@ -122,7 +120,8 @@ public final class FUSESession: @unchecked Sendable {
 
     /// The INIT reply would clamp the window back, so it is set once the mount has answered a
     /// request: the kernel holds every request until INIT is done, and this stat of the root is
-    /// answered by the loop that is about to start. On a thread of its own, so `run` is not held.
+    /// answered once `run` serves the mount (or fails when it is unmounted unserved). On a thread
+    /// of its own, so neither `mount` nor `run` waits for it.
     private func setKernelReadAheadOnceInitialized(kilobytes: Int, mountpoint: String) {
         let logger = self.logger
         let thread = Thread {
