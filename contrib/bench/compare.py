@@ -218,8 +218,9 @@ class Store:
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, TMPDIR=tmp)
-        # compare_moto.py is moto_server with O(range) ranged GETs (stock moto reads the whole object
-        # for each range); --stock-moto runs the unmodified moto_server.
+        # compare_moto.py is moto_server with O(range) ranged GETs and a multipart complete that
+        # copies nothing (stock moto reads the whole object for each range, and copies it five
+        # times to complete); --stock-moto runs the unmodified moto_server.
         cmd = ["moto_server"] if stock else [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "compare_moto.py")]
         self.proc = janitor.spawn("moto_server", cmd + ["-H", "127.0.0.1", "-p", str(self.port)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -746,7 +747,7 @@ class Bench:
         self.make_sources()
         store = Store(janitor, self.tmp, a.stock_moto)
         self.services["moto"] = store.proc.pid
-        log(f"moto_server{' (stock)' if a.stock_moto else ' with O(range) ranged GETs (compare_moto.py)'} on "
+        log(f"moto_server{' (stock)' if a.stock_moto else ' with O(range) ranged GETs and copy-free multipart complete (compare_moto.py)'} on "
             f"{store.endpoint} (pid {store.proc.pid}), bucket {BUCKET}")
         clients = []
         for name in a.clients.split(","):
@@ -958,7 +959,7 @@ def main():
     ap.add_argument("--step-timeout", type=int, default=900, help="seconds per step")
     ap.add_argument("--csv", default=None, help="CSV path (default: /tmp/roset-compare-<time>.csv)")
     ap.add_argument("--stock-moto", action="store_true",
-                    help="run moto_server unmodified (its ranged GETs read the whole object)")
+                    help="run moto_server unmodified (its ranged GETs read the whole object, its multipart complete copies it)")
     ap.add_argument("--perf", default="", help="clients whose daemon is recorded with perf in each step")
     ap.add_argument("--perf-dir", default=None, help="where perf data goes (default: the work dir; see --keep)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")

@@ -1,21 +1,31 @@
 #!/usr/bin/env python3
-"""moto_server with ranged GETs that cost O(range), for the comparison benchmark (compare.py).
+"""moto_server without three of its costs that no real object store has, for compare.py.
 
-Why: moto 5.x answers `GET` with `Range: bytes=a-b` by reading the WHOLE object from its buffer
-and slicing it (S3Response.get_object returns key.value; _handle_range_header slices it). On a
-1 GiB object every 4 KiB random read or read-ahead block then costs a 1 GiB read, which no real
-object store does, and which would measure moto rather than the clients. This wrapper changes only
-that: for a single `bytes=a-b` / `bytes=a-` range, get_object hands _handle_range_header a view
-whose slice reads just those bytes from the key's buffer (under the key's lock). Status codes,
-headers, 416 handling and every other request stay moto's own. It also computes ETags under the
-key's lock (see below), a moto race that corrupts ETags under concurrent requests. Same arguments
-as moto_server.
+- Ranged GETs cost O(range). moto 5.x answers `GET` with `Range: bytes=a-b` by reading the WHOLE
+  object from its buffer and slicing it (S3Response.get_object returns key.value;
+  _handle_range_header slices it). On a 1 GiB object every 4 KiB random read or read-ahead block
+  then costs a 1 GiB read, which would measure moto rather than the clients. Here, for a single
+  `bytes=a-b` / `bytes=a-` range, get_object hands _handle_range_header a view whose slice reads
+  just those bytes from the key's buffer (under the key's lock).
+- ETags are computed under the key's lock (see below): a moto race that corrupts ETags under
+  concurrent requests.
+- CompleteMultipartUpload copies nothing. moto makes five in-memory copies of the whole object
+  (3.5 s on a 512 MiB object, longer than uploading its parts); a real store completes without
+  copying. Here the new key reads its parts' buffers through one file-like view. The same checks,
+  ETag and checksum as moto's (the checksum in one pass over the parts).
+
+Status codes, headers, 416 handling and every other request stay moto's own. Same arguments as
+moto_server; compare.py --stock-moto runs the unmodified one.
 """
+import binascii
+import base64
+import codecs
 import re
 import sys
+import tempfile
 import threading
 
-from moto.s3 import models, responses
+from moto.s3 import exceptions, models, responses, utils
 from moto import server
 
 _wanted = threading.local()
@@ -47,7 +57,99 @@ def _value_get(key):
     return _value.fget(key)
 
 
-models.FakeKey.value = property(_value_get, _value.fset)
+class PartsBuffer:
+    """A completed multipart object as a read-only file over its parts' buffers, in order, as a
+    real store keeps it: completing copies nothing. It owns those buffers (moto disposes of the
+    parts once the upload is complete, so `complete` hands the parts empty ones). Like any key
+    buffer it is only used under its key's lock."""
+
+    def __init__(self, buffers):
+        self.buffers = buffers  # [(file, size)]
+        self.size = sum(size for _, size in buffers)
+        self.position = 0
+
+    def __len__(self):
+        return self.size
+
+    def seek(self, offset, whence=0):
+        self.position = {0: 0, 1: self.position, 2: self.size}[whence] + offset
+        return self.position
+
+    def tell(self):
+        return self.position
+
+    def read(self, n=-1):
+        end = self.size if n is None or n < 0 else min(self.size, self.position + n)
+        out, start = bytearray(), 0
+        for buffer, size in self.buffers:
+            stop = start + size
+            if self.position < stop and start < end:
+                buffer.seek(self.position - start)
+                out += buffer.read(min(end, stop) - self.position)
+                self.position = min(end, stop)
+            start = stop
+        return bytes(out)
+
+    def close(self):
+        for buffer, _ in self.buffers:
+            buffer.close()
+
+
+def _value_set(key, new_value):
+    if isinstance(new_value, PartsBuffer):
+        key._value_buffer.close()
+        key._value_buffer = new_value
+        key.contentsize = new_value.size
+        return
+    if isinstance(key._value_buffer, PartsBuffer):  # overwritten: back to a file of its own
+        key._value_buffer = tempfile.SpooledTemporaryFile(key._max_buffer_size)
+    _value.fset(key, new_value)
+
+
+models.FakeKey.value = property(_value_get, _value_set)
+
+_complete = models.FakeMultipart.complete
+_CHUNK = 8 << 20
+
+
+def complete(self, body):
+    """moto's FakeMultipart.complete (same checks, same ETag, same checksum), streamed.
+
+    Streams only the default checksum that moto computes without awscrt: a CRC32 of the whole
+    object (moto's CRC64NVME falls back to it); any other checksum request goes to moto's own."""
+    body = list(body)
+    algorithm = self.metadata.get("x-amz-checksum-algorithm")
+    kind = self.metadata.get("x-amz-checksum-type")
+    if utils.HAS_CRT or algorithm not in (None, "CRC64NVME", "CRC32") or kind not in (None, "FULL_OBJECT"):
+        return _complete(self, iter(body))
+    decode_hex = codecs.getdecoder("hex_codec")
+    md5s, parts, last = bytearray(), [], None
+    for number, etag in body:
+        part = self.parts.get(number)
+        if part is None or part.etag.replace('"', "") != etag.replace('"', ""):
+            raise exceptions.InvalidPart()
+        if last is not None and last.contentsize < models.S3_UPLOAD_PART_MIN_SIZE:
+            raise exceptions.EntityTooSmall()
+        md5s.extend(decode_hex(part.etag.replace('"', ""))[0])
+        parts.append(part)
+        last = part
+    if not parts:
+        raise exceptions.MalformedXML()
+    crc, buffers = 0, []
+    for part in parts:
+        with part.lock:
+            buffer, part._value_buffer = part._value_buffer, tempfile.SpooledTemporaryFile(1)
+            buffers.append((buffer, part.contentsize))
+        buffer.seek(0)
+        while chunk := buffer.read(_CHUNK):
+            crc = binascii.crc32(chunk, crc)
+    full_etag = models.md5_hash()
+    full_etag.update(bytes(md5s))
+    checksum = base64.b64encode(crc.to_bytes(4, "big")).decode()
+    return PartsBuffer(buffers), f"{full_etag.hexdigest()}-{len(parts)}", ("FULL_OBJECT", checksum, 1)
+
+
+models.FakeMultipart.complete = complete
 
 # moto computes an object's ETag lazily (md5 over its buffer: seek(0) + reads) without the key's
 # lock; two requests doing so at once (a HEAD polled during a PUT's own answer) interleave their
