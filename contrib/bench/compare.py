@@ -475,6 +475,7 @@ class Bench:
         self.cpu_rows = []    # (client, step, wall s, {process: CPU s})
         self.perf_files = []
         self.perf_dir = args.perf_dir or tmp
+        os.makedirs(self.perf_dir, exist_ok=True)
 
     def step(self, who, name, fn, *a):
         log(f"[{who}] {name}")
