@@ -18,6 +18,10 @@
 // - Read-ahead may evict only extents that have been read (or abandoned): one file's prefetch does
 //   not throw away another's before it is used. A demand read may evict anything unpinned and
 //   cancel queued prefetches, so it always makes progress.
+// - Drop-behind: an extent a sequential reader has read to its end is the first memory reused,
+//   before the cache maps more. A stream then cycles through about its read-ahead window of
+//   memory instead of filling the whole capacity with bytes it has passed (which the kernel's page
+//   cache holds anyway), and fresh memory, a page fault and a page clear per page, is rare.
 import Foundation
 
 public final class BlockCache: @unchecked Sendable {
@@ -50,6 +54,9 @@ public final class BlockCache: @unchecked Sendable {
     private var freshlyMapped = 0
     private var peakResident = 0
     private var prefetchRequests = 0
+    /// Extents read to their end by sequential readers, oldest first; entries evicted since by
+    /// other means are dropped lazily.
+    private var consumed: [ReadPathExtent] = []
     /// Extents each reader prefetched that may still be queued or unread.
     private var prefetchedByOwner: [ObjectIdentifier: [ReadPathExtent]] = [:]
 
@@ -189,9 +196,10 @@ public final class BlockCache: @unchecked Sendable {
     /// sequential read, and the reply buffers themselves: with the kernel reading 4 MiB ahead, a
     /// 1 MiB buffer per FUSE thread held tens of MiB. Memory is reserved while pins are held only
     /// if it is free or evictable right away, and waits are only for fetches in flight, never
-    /// for memory: holding pins cannot starve anyone.
+    /// for memory: holding pins cannot starve anyone. `dropBehind` (a sequential reader) marks the
+    /// extents this read finishes as consumed.
     func withPinnedRange(objectKey: String, objectSize: Int64, offset: Int64, length: Int, source: RangeSource,
-                         body: ([UnsafeRawBufferPointer]) -> Void) throws -> Bool {
+                         dropBehind: Bool = false, body: ([UnsafeRawBufferPointer]) -> Void) throws -> Bool {
         let end = offset + Int64(length)
         let lastBlock = (end - 1) / Self.blockSize
         var pinned: [ReadPathExtent] = []
@@ -250,6 +258,12 @@ public final class BlockCache: @unchecked Sendable {
         }
         body(buffers)
         lock.lock()
+        if dropBehind {
+            for extent in pinned where end >= extent.end && !extent.isOverflow && !extent.isConsumed {
+                extent.isConsumed = true
+                consumed.append(extent)
+            }
+        }
         unpinAll()
         lock.unlock()
         return true
@@ -451,7 +465,9 @@ public final class BlockCache: @unchecked Sendable {
     /// Memory for `bytes` more, preferring a recycled buffer of exactly that size: it is already
     /// paged in, while fresh memory costs a page fault and a page clear per 4 KiB (a third of the
     /// daemon's CPU in a cold 1 GiB read when every extent got a fresh mapping). In order: a
-    /// recycled buffer of the size; fresh memory if it fits; unmapping a recycled buffer of another
+    /// recycled buffer of the size; the buffer of a consumed extent of the size (drop-behind: even
+    /// in a VM that has its pages back, clearing the first cache_size_mb took a fifth of the daemon's
+    /// CPU in a cold 1 GiB read); fresh memory if it fits; unmapping a recycled buffer of another
     /// size (it holds no content); evicting the least recently used unpinned extent, whose buffer
     /// is recycled, so an eviction of the same size hands its memory straight over. nil when
     /// nothing more can be freed.
@@ -459,6 +475,7 @@ public final class BlockCache: @unchecked Sendable {
         var candidate = lruOldest
         while true {
             if let buffer = popRecycled(bytes) { return .recycled(buffer) }
+            if evictConsumed(bytes) { continue }
             if normalBytes + freeBytes + bytes <= capacityBytes { return .fresh }
             if let size = freeBuffers.keys.first, let buffer = popRecycled(size) {
                 ReadPathMemory.free(buffer)
@@ -474,6 +491,19 @@ public final class BlockCache: @unchecked Sendable {
             removeFromIndex(victim)
             release(victim)
         }
+    }
+
+    /// Evicts the oldest consumed extent of `size` bytes that no read holds (its buffer goes to the
+    /// recycle list); false if there is none.
+    private func evictConsumed(_ size: Int) -> Bool {
+        consumed.removeAll { !$0.isIndexed || $0.state != .ready }
+        guard let at = consumed.firstIndex(where: { $0.allocation == size && $0.pins == 0 }) else { return false }
+        let victim = consumed.remove(at: at)
+        removeFromLRU(victim)
+        residentBytesValue -= victim.allocation
+        removeFromIndex(victim)
+        release(victim)
+        return true
     }
 
     /// Takes a recycled buffer of `size` bytes off the list (it stops counting as recycled).

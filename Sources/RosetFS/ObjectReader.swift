@@ -39,9 +39,9 @@ public final class ObjectReader: @unchecked Sendable {
     public func read(offset: Int64, length: Int, reply: ([UnsafeRawBufferPointer]) -> Void) throws {
         guard offset >= 0, length > 0, offset < size else { reply([]); return }
         let count = Int(min(Int64(length), size - offset))
-        planReadAhead(offset: offset, length: count)
+        let sequential = planReadAhead(offset: offset, length: count)
         if try cache.withPinnedRange(objectKey: objectKey, objectSize: size, offset: offset, length: count,
-                                     source: source, body: reply) { return }
+                                     source: source, dropBehind: sequential, body: reply) { return }
         let bytes = try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             try cache.read(objectKey: objectKey, objectSize: size, offset: offset,
                            into: UnsafeMutableRawBufferPointer(buffer), source: source)
@@ -56,16 +56,20 @@ public final class ObjectReader: @unchecked Sendable {
         cache.cancelPrefetches(owner: ObjectIdentifier(self), abandon: true)
     }
 
-    private func planReadAhead(offset: Int64, length: Int) {
+    /// Feeds the read to the read-ahead policy and queues what it plans; true if the reader is
+    /// sequential (read-ahead is on for it).
+    private func planReadAhead(offset: Int64, length: Int) -> Bool {
         lock.lock()
         defer { lock.unlock() }
-        guard !isClosed else { return }
+        guard !isClosed else { return false }
         let plan = readAhead.observe(offset: offset, length: Int64(length), objectSize: size)
+        let sequential = readAhead.window > 0
         if plan.cancelPending { cache.cancelPrefetches(owner: ObjectIdentifier(self), abandon: false) }
-        guard let range = plan.prefetch else { return }
+        guard let range = plan.prefetch else { return sequential }
         let covered = cache.prefetch(objectKey: objectKey, objectSize: size, range: range,
                                      requestBlocks: plan.requestSize / BlockCache.blockSize,
                                      owner: ObjectIdentifier(self), source: source)
         readAhead.prefetchCovered(upTo: covered)
+        return sequential
     }
 }

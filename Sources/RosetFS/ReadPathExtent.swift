@@ -38,6 +38,9 @@ final class ReadPathExtent {
     let isPrefetch: Bool
     /// Fetched ahead and not yet read: read-ahead of another file may not evict it.
     var isSpeculative: Bool
+    /// Read to its end by a sequential reader, which will not come back for it: its memory is
+    /// reused before the cache grows (drop-behind).
+    var isConsumed = false
     var buffer: UnsafeMutableRawBufferPointer?
     var pins = 0
     /// Still reachable through the cache's index (false after eviction or invalidation).

@@ -81,6 +81,46 @@ import Testing
                 "fresh mappings: \(cache.freshlyMappedBytes >> 20) MiB")
     }
 
+    /// Drop-behind: a sequential reader's memory cycles through what it has read instead of
+    /// filling the cache with bytes it has passed, so a stream through a large cache stays near its
+    /// read-ahead window (here 12 MiB, plus the smaller extents of its ramp-up and what it has
+    /// consumed but not yet reused: 27 MiB) and rarely needs fresh memory.
+    @Test func aSequentialReaderReusesWhatItHasReadBeforeTheCacheGrows() throws {
+        let bytes = ReadPathFixture.large
+        let source = ReadPathFakeSource(bytes: bytes)
+        let cache = BlockCache(capacityBytes: 48 * mebibyte)
+        let reader = ObjectReader(objectKey: "stream", size: Int64(bytes.count), source: source, cache: cache)
+        defer { reader.close() }
+        var wrong = 0
+        for offset in stride(from: 0, to: bytes.count, by: mebibyte) {
+            let result = try reader.read(offset: Int64(offset), length: mebibyte)
+            if !ReadPathFixture.matches(result, bytes, at: Int64(offset)) { wrong += 1 }
+        }
+        #expect(wrong == 0)
+        #expect(cache.prefetchRequestCount > 0)
+        // Without drop-behind the cache fills all 48 MiB before it reuses anything.
+        #expect(cache.peakUsedBytes <= 32 * mebibyte, "peak \(cache.peakUsedBytes >> 20) MiB")
+        #expect(cache.freshlyMappedBytes <= 32 * mebibyte, "fresh \(cache.freshlyMappedBytes >> 20) MiB")
+    }
+
+    /// A reader that is not sequential gets no drop-behind: what it read stays cached.
+    @Test func whatARandomReaderReadStaysCached() throws {
+        let bytes = ReadPathFixture.large
+        let source = ReadPathFakeSource(bytes: bytes)
+        let cache = BlockCache(capacityBytes: 48 * mebibyte)
+        let reader = ObjectReader(objectKey: "random", size: Int64(bytes.count), source: source, cache: cache)
+        defer { reader.close() }
+        // Scattered reads of whole 128 KiB blocks (each read to its extent's end): MiB i * 37 mod 60.
+        let block = Int(BlockCache.blockSize)
+        let offsets: [Int64] = (0..<24).map { (i: Int) -> Int64 in Int64((i * 37) % 60) * Int64(mebibyte) }
+        for offset in offsets { _ = try reader.read(offset: offset, length: block) }
+        let calls = source.calls
+        for offset in offsets {
+            #expect(ReadPathFixture.matches(try reader.read(offset: offset, length: block), bytes, at: offset))
+        }
+        #expect(source.calls == calls, "re-reads were served from the cache")
+    }
+
     /// Buffers of 2 MiB and more are filled with huge pages where the kernel offers them (one fault
     /// per 2 MiB instead of 512).
     @Test func largeBuffersAreMadeOfHugePagesWhereTheKernelOffersThem() throws {
