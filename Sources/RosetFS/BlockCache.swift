@@ -21,7 +21,8 @@
 // - Drop-behind: an extent a sequential reader has read to its end is the first memory reused,
 //   before the cache maps more. A stream then cycles through about its read-ahead window of
 //   memory instead of filling the whole capacity with bytes it has passed (which the kernel's page
-//   cache holds anyway), and fresh memory, a page fault and a page clear per page, is rare.
+//   cache holds anyway, unless direct_io), and fresh memory, a page fault and a page clear per
+//   page, is rare. The cost: a second reader trailing the first by more than that re-fetches.
 import Foundation
 
 public final class BlockCache: @unchecked Sendable {
@@ -465,9 +466,9 @@ public final class BlockCache: @unchecked Sendable {
     /// Memory for `bytes` more, preferring a recycled buffer of exactly that size: it is already
     /// paged in, while fresh memory costs a page fault and a page clear per 4 KiB (a third of the
     /// daemon's CPU in a cold 1 GiB read when every extent got a fresh mapping). In order: a
-    /// recycled buffer of the size; the buffer of a consumed extent of the size (drop-behind: even
-    /// in a VM that has its pages back, clearing the first cache_size_mb took a fifth of the daemon's
-    /// CPU in a cold 1 GiB read); fresh memory if it fits; unmapping a recycled buffer of another
+    /// recycled buffer of the size; the buffer of a consumed extent of the size (drop-behind:
+    /// clearing fresh pages for the first cache_size_mb of a cold 1 GiB read took a fifth of the
+    /// daemon's CPU on the benchmark VM); fresh memory if it fits; unmapping a recycled buffer of another
     /// size (it holds no content); evicting the least recently used unpinned extent, whose buffer
     /// is recycled, so an eviction of the same size hands its memory straight over. nil when
     /// nothing more can be freed.
