@@ -135,11 +135,13 @@ def complete(self, body):
         last = part
     if not parts:
         raise exceptions.MalformedXML()
-    crc, buffers = 0, []
+    crc, buffers, taken = 0, [], {}
     for part in parts:
-        with part.lock:
-            buffer, part._value_buffer = part._value_buffer, tempfile.SpooledTemporaryFile(1)
-            buffers.append((buffer, part.contentsize))
+        if id(part) not in taken:  # a part listed twice is read twice, as moto joins it twice
+            with part.lock:
+                taken[id(part)], part._value_buffer = part._value_buffer, tempfile.SpooledTemporaryFile(1)
+        buffer = taken[id(part)]
+        buffers.append((buffer, part.contentsize))
         buffer.seek(0)
         while chunk := buffer.read(_CHUNK):
             crc = binascii.crc32(chunk, crc)
