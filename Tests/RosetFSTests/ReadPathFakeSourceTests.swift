@@ -133,6 +133,19 @@ enum ReadPathFixture {
         }
     }
 
+    /// Reads `bytes`, the object behind `reader`, front to back in reads of `step` bytes; returns
+    /// how many reads did not give exactly the expected bytes.
+    static func mismatchesOfASequentialScan(_ reader: ObjectReader, _ bytes: [UInt8], step: Int) throws -> Int {
+        var wrong = 0
+        for offset in stride(from: Int64(0), to: Int64(bytes.count), by: step) {
+            let result = try reader.read(offset: offset, length: step)
+            if result.count != expectedCount(bytes, offset: offset, length: step) || !matches(result, bytes, at: offset) {
+                wrong += 1
+            }
+        }
+        return wrong
+    }
+
     /// What a correct read returns.
     static func expectedCount(_ bytes: [UInt8], offset: Int64, length: Int) -> Int {
         guard offset >= 0, offset < Int64(bytes.count), length > 0 else { return 0 }

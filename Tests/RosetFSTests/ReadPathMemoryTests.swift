@@ -67,14 +67,7 @@ import Testing
         let cache = BlockCache(capacityBytes: 16 * mebibyte)
         let reader = ObjectReader(objectKey: "long", size: Int64(bytes.count), source: source, cache: cache)
         defer { reader.close() }
-        var offset = 0
-        var wrong = 0
-        while offset < bytes.count {
-            let result = try reader.read(offset: Int64(offset), length: 128 * 1024)
-            if !(result.count == 128 * 1024 && ReadPathFixture.matches(result, bytes, at: Int64(offset))) { wrong += 1 }
-            offset += 128 * 1024
-        }
-        #expect(wrong == 0)
+        #expect(try ReadPathFixture.mismatchesOfASequentialScan(reader, bytes, step: 128 * 1024) == 0)
         #expect(cache.peakUsedBytes <= cache.capacityBytes + BlockCache.overflowLimit)
         // 64 MiB went through a 16 MiB cache; before evicted buffers were reused, 34 MiB were fresh.
         #expect(cache.freshlyMappedBytes <= cache.capacityBytes + cache.capacityBytes / 2,
@@ -91,12 +84,7 @@ import Testing
         let cache = BlockCache(capacityBytes: 48 * mebibyte)
         let reader = ObjectReader(objectKey: "stream", size: Int64(bytes.count), source: source, cache: cache)
         defer { reader.close() }
-        var wrong = 0
-        for offset in stride(from: 0, to: bytes.count, by: mebibyte) {
-            let result = try reader.read(offset: Int64(offset), length: mebibyte)
-            if !ReadPathFixture.matches(result, bytes, at: Int64(offset)) { wrong += 1 }
-        }
-        #expect(wrong == 0)
+        #expect(try ReadPathFixture.mismatchesOfASequentialScan(reader, bytes, step: mebibyte) == 0)
         #expect(cache.prefetchRequestCount > 0)
         // Without drop-behind the cache fills all 48 MiB before it reuses anything.
         #expect(cache.peakUsedBytes <= 32 * mebibyte, "peak \(cache.peakUsedBytes >> 20) MiB")
