@@ -15,10 +15,9 @@ import Glibc
 import Logging
 
 enum KernelReadAhead {
-    /// The "MAJ:MIN" of the mount at `mountpoint` in mountinfo text (the last one if stacked).
-    static func deviceNumber(of mountpoint: String, mountinfo: String) -> String? {
-        guard let device = MountTable.entries(in: mountinfo).last(where: { $0.mountPoint == mountpoint })?.device
-        else { return nil }
+    /// The "MAJ:MIN" of the mount at `mountpoint` among `mounts` (the last one if stacked).
+    static func deviceNumber(of mountpoint: String, in mounts: [MountTable.Entry]) -> String? {
+        guard let device = mounts.last(where: { $0.mountPoint == mountpoint })?.device else { return nil }
         let parts = device.split(separator: ":")
         guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isNumber) }) else { return nil }
         return device
@@ -26,8 +25,7 @@ enum KernelReadAhead {
 
     /// The sysfs file holding the window of the mount at `mountpoint`, if it is mounted.
     static func controlFile(of mountpoint: String) -> String? {
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8),
-              let device = deviceNumber(of: mountpoint, mountinfo: text) else { return nil }
+        guard let device = deviceNumber(of: mountpoint, in: MountTable.entries()) else { return nil }
         return "/sys/class/bdi/\(device)/read_ahead_kb"
     }
 

@@ -18,11 +18,12 @@ struct KernelReadAheadTests {
         99 98 0:61 / /tmp/stacked rw - fuse.roset roset:c rw
         100 22 0:70 / /tmp/stacked/inner rw - fuse.roset roset:d rw
         """
-        #expect(KernelReadAhead.deviceNumber(of: "/tmp/with space", mountinfo: mountinfo) == "0:53")
-        #expect(KernelReadAhead.deviceNumber(of: "/tmp/stacked", mountinfo: mountinfo) == "0:61")   // the top one
-        #expect(KernelReadAhead.deviceNumber(of: "/", mountinfo: mountinfo) == "8:1")
-        #expect(KernelReadAhead.deviceNumber(of: "/tmp", mountinfo: mountinfo) == nil)
-        #expect(KernelReadAhead.deviceNumber(of: "/x", mountinfo: "1 2 bad / /x rw - fuse a rw") == nil)
+        let mounts = MountTable.entries(in: mountinfo)
+        #expect(KernelReadAhead.deviceNumber(of: "/tmp/with space", in: mounts) == "0:53")
+        #expect(KernelReadAhead.deviceNumber(of: "/tmp/stacked", in: mounts) == "0:61")   // the top one
+        #expect(KernelReadAhead.deviceNumber(of: "/", in: mounts) == "8:1")
+        #expect(KernelReadAhead.deviceNumber(of: "/tmp", in: mounts) == nil)
+        #expect(KernelReadAhead.deviceNumber(of: "/x", in: MountTable.entries(in: "1 2 bad / /x rw - fuse a rw")) == nil)
     }
 
     @Test func theWindowIsRaisedOnceTheMountIsUp() throws {
