@@ -4,8 +4,8 @@
 // FUSE) and `roset-server` (the local control plane). Targets depend downwards only:
 //
 //   MountRoset (mount.roset) ─▶ MountHelper ─▶ CMount
-//            └──────────────▶ RosetFUSE ─▶ RosetFS ─▶ RosetClient ─▶ CCurl
-//                                  └─▶ CFuse    └─▶ COpenSSL (SHA-256)
+//            └──────────────▶ RosetFUSE ─▶ RosetFS ─▶ RosetClient ─▶ CCurl, CPipes (splice)
+//                                  └─▶ CFuse    └─▶ COpenSSL (SHA-256), CPipes
 //   RosetServerMain (roset-server) ─▶ RosetServer ─▶ Hummingbird, GRDB, Crypto
 //
 // Setting ROSET_WITHOUT_SERVER=1 leaves the server and its (slow to build) dependencies out, for
@@ -35,9 +35,11 @@ var targets: [Target] = [
                    providers: [.apt(["libmount-dev"])]),
     .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "libcrypto",
                    providers: [.apt(["libssl-dev"])]),
+    // glibc's splice(2), F_SETPIPE_SZ and FIONREAD (header only).
+    .systemLibrary(name: "CPipes", path: "Sources/CPipes"),
 
-    .target(name: "RosetClient", dependencies: ["CCurl", logging]),
-    .target(name: "RosetFS", dependencies: ["RosetClient", "COpenSSL", logging]),
+    .target(name: "RosetClient", dependencies: ["CCurl", "CPipes", logging]),
+    .target(name: "RosetFS", dependencies: ["RosetClient", "COpenSSL", "CPipes", logging]),
     .target(name: "RosetFUSE", dependencies: ["CFuse", "RosetFS", logging]),
     .target(name: "MountHelper", dependencies: ["CMount", argumentParser, logging]),
     .executableTarget(name: "MountRoset",

@@ -43,4 +43,13 @@ public protocol ObjectStore: AnyObject, Sendable {
     /// PUT of `length` bytes of the open file `fd` from `offset`, with Content-Length.
     /// Returns the ETag without quotes.
     func write(url: String, fileDescriptor fd: Int32, offset: Int64, length: Int64) throws -> String
+    /// Ranged GET of a signed URL whose body goes into pipes (`PipeDownloader.get`). Returns
+    /// false, having read nothing, when this store cannot do that for `url` (https, a proxy).
+    func read(url: String, offset: Int64, intoPipes targets: [PipeDownloader.Target],
+              filled: (Int) -> Bool) throws -> Bool
+}
+
+extension ObjectStore {
+    public func read(url: String, offset: Int64, intoPipes targets: [PipeDownloader.Target],
+                     filled: (Int) -> Bool) throws -> Bool { false }
 }

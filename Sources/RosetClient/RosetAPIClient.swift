@@ -11,6 +11,8 @@ public final class RosetAPIClient: ControlPlane, ObjectStore, @unchecked Sendabl
     public let redaction: Redaction
     let retryPolicy: RetryPolicy
     let transport: HTTPTransport
+    /// Plain-http signed URLs read into pipes (the read path's zero-copy streams).
+    let pipeDownloader: PipeDownloader
     private let logger: Logger
     private let statsLock = NSLock()
     private var connectionsOpened = 0
@@ -24,6 +26,8 @@ public final class RosetAPIClient: ControlPlane, ObjectStore, @unchecked Sendabl
         self.transport = HTTPTransport(settings: TransportSettings(
             userAgent: configuration.userAgent, connectTimeout: configuration.connectTimeout,
             lowSpeedLimit: configuration.lowSpeedLimit, lowSpeedTime: configuration.lowSpeedTime))
+        self.pipeDownloader = PipeDownloader(timeout: TimeInterval(max(configuration.lowSpeedTime, 1)),
+                                             userAgent: configuration.userAgent)
         self.logger = configuration.logger
     }
 
@@ -191,6 +195,19 @@ public final class RosetAPIClient: ControlPlane, ObjectStore, @unchecked Sendabl
                              message: "unexpected status for a ranged GET")
         }
         return outcome.rangeBytes
+    }
+
+    public func read(url: String, offset: Int64, intoPipes targets: [PipeDownloader.Target],
+                     filled: (Int) -> Bool) throws -> Bool {
+        guard PipeDownloader.accepts(url) else { return false }
+        statsLock.withLock { requestsSent += 1 }
+        do {
+            try pipeDownloader.get(url: url, offset: offset, into: targets, filled: filled)
+        } catch let error as RosetError {
+            logger.debug("GET \(redaction.text(url)) into pipes failed: \(error.message)")
+            throw error
+        }
+        return true
     }
 
     public func write(url: String, fileDescriptor fd: Int32, offset: Int64, length: Int64) throws -> String {

@@ -42,6 +42,23 @@ public final class SignedURLReader: @unchecked Sendable {
         }
     }
 
+    /// Bytes [offset, offset + Σ counts) into pipes, in order (`ObjectStore.read(url:offset:intoPipes:filled:)`),
+    /// with the same URL refresh as `read`. False, with nothing read, when the store cannot
+    /// splice this URL. The range must lie within the content.
+    public func read(offset: Int64, intoPipes targets: [PipeDownloader.Target], filled: (Int) -> Bool) throws -> Bool {
+        let (url, _) = try currentURL()
+        do {
+            return try store.read(url: url, offset: offset, intoPipes: targets, filled: filled)
+        } catch let error as RosetError where error.kind == .urlRejected {
+            // A 403 comes before any body byte: nothing was written into the pipes yet.
+            let fresh = try refresh(replacing: url)
+            return try store.read(url: fresh, offset: offset, intoPipes: targets, filled: filled)
+        }
+    }
+
+    /// True when reads of the current URL can go into pipes (plain http, no proxy).
+    public var canReadIntoPipes: Bool { PipeDownloader.accepts(lock.withLock { grant.url }) }
+
     private func currentURL() throws -> (String, Int64) {
         let (g, received) = lock.withLock { (grant, grantReceivedAt) }
         let lifetime = g.expiresAt.timeIntervalSince(received)
