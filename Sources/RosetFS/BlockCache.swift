@@ -7,8 +7,8 @@
 //
 // Invariants (all under `lock`; no lock is held during a fetch or a copy):
 // - Memory: every buffer the cache owns is counted, from reservation (before the fetch starts)
-//   to munmap. Normal extents (queued, loading, ready, or detached but still pinned) plus the free
-//   buffer list never exceed `capacityBytes`. Overflow extents, used only when a demand read finds
+//   to munmap. Normal extents (queued, loading, ready, or detached but still pinned), the free
+//   buffer list and the external charges (pipe read-ahead) never exceed `capacityBytes`. Overflow extents, used only when a demand read finds
 //   every byte pinned or in flight, never exceed `overflowLimit` and are freed as soon as their
 //   readers have copied from them. So the cache holds at most capacityBytes + overflowLimit.
 // - `residentBytes` (ready, indexed, normal extents) never exceeds `capacityBytes`.
@@ -55,6 +55,8 @@ public final class BlockCache: @unchecked Sendable {
     private var freshlyMapped = 0
     private var peakResident = 0
     private var prefetchRequests = 0
+    private var pipeBytes: Int64 = 0
+    private var externalBytes = 0
     /// Extents read to their end by sequential readers, oldest first; entries evicted since by
     /// other means are dropped lazily.
     private var consumed: [ReadPathExtent] = []
@@ -416,6 +418,42 @@ public final class BlockCache: @unchecked Sendable {
             removeFromIndex(extent)
             release(extent)
         }
+        lock.broadcast()
+        lock.unlock()
+    }
+
+    // MARK: Memory held outside the cache
+
+    /// Charges `bytes` of memory the cache does not own (a sequential reader's read-ahead held in
+    /// pipes, ReadPathPipeStream) to its capacity, evicting as a prefetch would, so that cache
+    /// and pipes together stay within `capacityBytes`. False, charging nothing, if it does not fit.
+    func reserveExternal(_ bytes: Int) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        switch obtainMemory(bytes, mayEvictSpeculative: false) {
+        case .recycled(let buffer): ReadPathMemory.free(buffer)  // the pipes hold the bytes instead
+        case .fresh: break
+        case nil: return false
+        }
+        normalBytes += bytes
+        externalBytes += bytes
+        notePeaks()
+        return true
+    }
+
+    /// Bytes charged by `reserveExternal` and not yet returned.
+    var externalChargeBytes: Int { lock.withLock { externalBytes } }
+
+    /// Counts bytes a reader answered from pipes (for the unmount log and tests).
+    func notePipeBytes(_ count: Int) { lock.withLock { pipeBytes += Int64(count) } }
+    /// Bytes answered from pipe streams instead of cache buffers.
+    public var pipeBytesServed: Int64 { lock.withLock { pipeBytes } }
+
+    /// Returns a charge made by `reserveExternal`.
+    func releaseExternal(_ bytes: Int) {
+        lock.lock()
+        normalBytes -= bytes
+        externalBytes -= bytes
         lock.broadcast()
         lock.unlock()
     }

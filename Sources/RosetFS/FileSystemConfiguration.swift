@@ -35,6 +35,10 @@ public struct FileSystemConfiguration: Sendable {
     /// memory; a re-read is served from the block cache (`cacheSizeMB`) only, and shared
     /// writable mmap is refused (ENODEV). Off by default: the page cache is kept across opens.
     public var directIO = false
+    /// A sequential reader of a plain-http signed URL reads ahead into pipes that the FUSE layer
+    /// splices into the kernel (ReadPathPipeStream): the bytes never pass through this process.
+    /// Where it cannot (https, a proxy, pipes refused) reads go through the block cache as before.
+    public var spliceRead = true
     /// Seconds of pause in the closes a file below the part size waits for before its upload
     /// starts (at most 20 times that in all); 0 uploads at once.
     public var uploadDelay: Double = 0.5

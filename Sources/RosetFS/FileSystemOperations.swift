@@ -167,6 +167,12 @@ public protocol FileSystemOperations: AnyObject, Sendable {
     /// without a copy. `reply` runs exactly once, unless the read throws.
     func read(inode: InodeNumber, handle: FileHandleID, offset: Int64, size: Int,
               reply: ([UnsafeRawBufferPointer]) -> Void) throws
+    /// The same, where the caller can also take the bytes as pipes (read ends with a byte count
+    /// each, in order): `pipeReply` then runs instead of `reply` and must move exactly those
+    /// bytes out of the pipes before it returns (FUSE splices them into the kernel). Exactly one
+    /// of the two runs, unless the read throws.
+    func read(inode: InodeNumber, handle: FileHandleID, offset: Int64, size: Int,
+              reply: ([UnsafeRawBufferPointer]) -> Void, pipeReply: ([(fd: Int32, count: Int)]) -> Void) throws
     func write(inode: InodeNumber, handle: FileHandleID, offset: Int64, data: UnsafeRawBufferPointer) throws -> Int
     func flush(inode: InodeNumber, handle: FileHandleID) throws
     func release(inode: InodeNumber, handle: FileHandleID) throws
@@ -191,6 +197,12 @@ public protocol FileSystemOperations: AnyObject, Sendable {
 }
 
 extension FileSystemOperations {
+    /// A filesystem without pipe streams answers every read with buffers.
+    public func read(inode: InodeNumber, handle: FileHandleID, offset: Int64, size: Int,
+                     reply: ([UnsafeRawBufferPointer]) -> Void, pipeReply: ([(fd: Int32, count: Int)]) -> Void) throws {
+        try read(inode: inode, handle: handle, offset: offset, size: size, reply: reply)
+    }
+
     /// The bytes of `read(inode:handle:offset:size:reply:)`, copied into an array.
     public func read(inode: InodeNumber, handle: FileHandleID, offset: Int64, size: Int) throws -> [UInt8] {
         var bytes: [UInt8] = []

@@ -320,6 +320,24 @@ extension RosetFileSystem {
 
     public func read(inode: InodeNumber, handle: FileHandleID, offset: Int64, size: Int,
                      reply: ([UnsafeRawBufferPointer]) -> Void) throws {
+        try read(inode: inode, handle: handle, offset: offset, size: size, reply: reply, pipeReply: nil)
+    }
+
+    public func read(inode: InodeNumber, handle: FileHandleID, offset: Int64, size: Int,
+                     reply: ([UnsafeRawBufferPointer]) -> Void, pipeReply: ([(fd: Int32, count: Int)]) -> Void) throws {
+        guard config.spliceRead else {
+            return try read(inode: inode, handle: handle, offset: offset, size: size, reply: reply, pipeReply: nil)
+        }
+        // Optional closures escape by type; this one is only used during the call.
+        try withoutActuallyEscaping(pipeReply) { pipes in
+            try read(inode: inode, handle: handle, offset: offset, size: size, reply: reply, pipeReply: .some(pipes))
+        }
+    }
+
+    /// Pending content comes from the spool; the object's through its reader (pipes allowed
+    /// when `pipeReply` is given).
+    private func read(inode: InodeNumber, handle: FileHandleID, offset: Int64, size: Int,
+                      reply: ([UnsafeRawBufferPointer]) -> Void, pipeReply: (([(fd: Int32, count: Int)]) -> Void)?) throws {
         let file = try openFile(handle)
         let key = try key(of: inode)
         if let e = file.entry ?? pending(key: key) {
@@ -341,7 +359,7 @@ extension RosetFileSystem {
         if InodeTable.isSpoolKey(current) { throw FSError(EIO) }
         try prepareReader(file, key: current)
         guard let reader = file.lock.withLock({ file.reader }) else { throw FSError(EIO) }
-        try remote("read") { try reader.read(offset: offset, length: size, reply: reply) }
+        try remote("read") { try reader.read(offset: offset, length: size, reply: reply, pipeReply: pipeReply) }
     }
 
     public func write(inode: InodeNumber, handle: FileHandleID, offset: Int64, data: UnsafeRawBufferPointer) throws -> Int {

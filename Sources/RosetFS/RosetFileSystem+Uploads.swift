@@ -223,7 +223,7 @@ extension RosetFileSystem: UploadDelegate {
             return !shuttingDown
         }
         guard first else { return }
-        logger.info("read cache: peak \(blockCache.peakUsedBytes >> 20) of \(blockCache.capacityBytes >> 20) MiB, \(blockCache.freshlyMappedBytes >> 20) MiB mapped afresh, \(blockCache.prefetchRequestCount) prefetch requests")
+        logger.info("read cache: peak \(blockCache.peakUsedBytes >> 20) of \(blockCache.capacityBytes >> 20) MiB, \(blockCache.freshlyMappedBytes >> 20) MiB mapped afresh, \(blockCache.prefetchRequestCount) prefetch requests, \(blockCache.pipeBytesServed >> 20) MiB answered from pipes")
         if config.readOnly { return }
         let deadline = Date().addingTimeInterval(max(0, grace))
         uploader.hurryEverythingFromNowOn()
