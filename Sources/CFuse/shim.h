@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/syscall.h>
+#include <stdlib.h>
 
 /* fuse_file_info keeps its flags in C bitfields, which Swift does not import as settable members. */
 static inline void roset_fi_set_direct_io(struct fuse_file_info *fi, int v) { fi->direct_io = v ? 1 : 0; }
@@ -21,6 +22,25 @@ static inline void roset_fi_set_keep_cache(struct fuse_file_info *fi, int v) { f
 static inline void roset_fi_set_nonseekable(struct fuse_file_info *fi, int v) { fi->nonseekable = v ? 1 : 0; }
 static inline void roset_fi_set_cache_readdir(struct fuse_file_info *fi, int v) { fi->cache_readdir = v ? 1 : 0; }
 static inline int roset_fi_flush(const struct fuse_file_info *fi) { return fi->flush; }
+
+/* A read reply whose data sit in pipes (read ends, `counts[i]` bytes from each, in order).
+ * libfuse splices them into /dev/fuse when the session wants FUSE_CAP_SPLICE_WRITE, so the bytes
+ * never enter this process; otherwise, or when a splice fails, it reads them into memory first.
+ * Either way exactly those bytes leave the pipes, unless the reply fails before reading them. */
+static inline int roset_reply_pipes(fuse_req_t req, const int *fds, const size_t *counts, size_t n) {
+    if (n == 0) return fuse_reply_buf(req, NULL, 0);
+    struct fuse_bufvec *bv = calloc(1, sizeof(struct fuse_bufvec) + (n - 1) * sizeof(struct fuse_buf));
+    if (bv == NULL) return fuse_reply_err(req, ENOMEM);
+    bv->count = n;
+    for (size_t i = 0; i < n; i++) {
+        bv->buf[i].size = counts[i];
+        bv->buf[i].flags = FUSE_BUF_IS_FD;
+        bv->buf[i].fd = fds[i];
+    }
+    int res = fuse_reply_data(req, bv, 0);
+    free(bv);
+    return res;
+}
 
 /* The 3.12 loop configuration (max_threads, idle threads) is only declared for FUSE_USE_VERSION
  * >= 312, which would change other declarations. The library exports it as the default version of

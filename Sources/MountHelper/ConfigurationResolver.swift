@@ -70,6 +70,7 @@ public enum ConfigurationResolver {
         if let v = settings.partSizeMB { config.partSizeMB = v }
         config.closeWait = settings.closeWait
         config.directIO = settings.directIO
+        config.spliceRead = settings.spliceRead
         if let v = settings.uploadDelayMs { config.uploadDelayMs = v }
         if let v = settings.shutdownGrace { config.shutdownGrace = v }
         config.allowOther = settings.allowOther
@@ -121,6 +122,7 @@ struct OptionSettings {
     var uid: UInt32?, gid: UInt32?, umask: UInt32?, fileMode: UInt32?, dirMode: UInt32?
     var uploadConcurrency: Int?, partSizeMB: Int?, closeWait = false, uploadDelayMs: Int?
     var directIO = false
+    var spliceRead = true
     var foreground = false, debug = false, logFile: String?, shutdownGrace: Double?
     var maxThreads: Int?, readAheadKB: Int?
 
@@ -162,6 +164,7 @@ struct OptionSettings {
         case "part_size_mb": partSizeMB = try integer(option, minimum: 1, maximum: 5120)
         case "close_wait": closeWait = try flag(option)
         case "direct_io": directIO = try flag(option)
+        case "splice_read": spliceRead = try flag(option)
         case "upload_delay_ms": uploadDelayMs = try integer(option, minimum: 0, maximum: 60_000)
         case "foreground": foreground = try flag(option)
         case "debug": debug = try flag(option)

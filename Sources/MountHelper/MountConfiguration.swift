@@ -39,6 +39,9 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
     public var closeWait: Bool = false
     /// Reads bypass the kernel's page cache (see `FileSystemConfiguration.directIO`).
     public var directIO: Bool = false
+    /// Sequential reads of plain-http URLs go socket -> pipe -> kernel (see
+    /// `FileSystemConfiguration.spliceRead`).
+    public var spliceRead: Bool = true
     /// A closed file below the part size waits for this long a pause in the closes before its
     /// upload starts (at most 20 times that); 0 uploads at once.
     public var uploadDelayMs: Int = 500
@@ -90,7 +93,7 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
             "key=\(apiKey)", "cache_ttl=\(cacheTTL)", "cache_size_mb=\(cacheSizeMB)", "ro=\(readOnly)",
             "uid=\(uid)", "gid=\(gid)", "umask=\(octal(umask))", "file_mode=\(octal(fileMode))",
             "dir_mode=\(octal(dirMode))", "spool_dir=\(spoolDirectory)", "spool_max_mb=\(spoolMaxMB)",
-            "upload_concurrency=\(uploadConcurrency)", "part_size_mb=\(partSizeMB)", "close_wait=\(closeWait)", "direct_io=\(directIO)",
+            "upload_concurrency=\(uploadConcurrency)", "part_size_mb=\(partSizeMB)", "close_wait=\(closeWait)", "direct_io=\(directIO)", "splice_read=\(spliceRead)",
             "upload_delay_ms=\(uploadDelayMs)", "shutdown_grace=\(shutdownGrace)", "allow_other=\(allowOther)", "allow_root=\(allowRoot)",
             "default_permissions=\(defaultPermissions)", "max_threads=\(maxThreads)", "read_ahead_kb=\(readAheadKB)",
             "vfs=\(vfsFlags.map(\.rawValue).sorted().joined(separator: "+"))",

@@ -49,6 +49,7 @@ func makeFileSystem(_ config: MountConfiguration) throws -> FileSystemOperations
     fs.partSizeMB = config.partSizeMB
     fs.closeWait = config.closeWait
     fs.directIO = config.directIO
+    fs.spliceRead = config.spliceRead
     fs.uploadDelay = Double(config.uploadDelayMs) / 1000
     fs.shutdownGrace = config.shutdownGrace
     do {
@@ -92,6 +93,9 @@ func mallopt(_ parameter: Int32, _ value: Int32) {
     _ = unsafeBitCast(sym, to: Mallopt.self)(parameter, value)
 }
 
+/// RLIMIT_NOFILE, whose Glibc type (`__rlimit_resource`) differs between C library versions.
+let RLIMIT_NOFILE_ = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+
 func serve(_ config: MountConfiguration, _ reporter: ReadinessReporter) -> Int32 {
     // glibc keeps freed memory in per-thread arenas (up to 8 per core). Before any thread of ours
     // exists, so every thread gets both settings:
@@ -104,6 +108,13 @@ func serve(_ config: MountConfiguration, _ reporter: ReadinessReporter) -> Int32
     let M_MMAP_THRESHOLD: Int32 = -3, M_ARENA_MAX: Int32 = -8
     mallopt(M_ARENA_MAX, 4)
     mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+    // Sequential readers hold their read-ahead in pipes, two descriptors per MiB: the soft limit
+    // of open files (often 1,024) goes up to the hard one.
+    var files = rlimit()
+    if getrlimit(RLIMIT_NOFILE_, &files) == 0, files.rlim_cur < files.rlim_max {
+        files.rlim_cur = files.rlim_max
+        _ = setrlimit(RLIMIT_NOFILE_, &files)
+    }
     let logger = Logger(label: "roset.mount")
     for warning in config.warnings { logger.warning("\(warning)") }
     // Until the session exists a signal just ends the process: nothing is mounted yet and the

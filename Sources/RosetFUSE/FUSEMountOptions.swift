@@ -18,8 +18,15 @@ public struct FUSEMountOptions: Sendable, Hashable {
     public var allowRoot: Bool
     public var defaultPermissions: Bool
     public var kernelFlags: Set<KernelFlag>
-    /// Largest read request the kernel sends (max_read=); nil = libfuse's default.
+    /// Largest read request the kernel sends (max_read=); nil = `defaultMaxRead`.
     public var maxRead: UInt32?
+    /// 992 KiB rather than the kernel's 1 MiB: a reply spliced from pipes (a sequential reader's
+    /// read-ahead) goes through a pipe of libfuse's that cannot grow past
+    /// /proc/sys/fs/pipe-max-size (1 MiB) without CAP_SYS_RESOURCE, and must fit in it with its
+    /// header and a page per piece; a 1 MiB reply would be copied through memory instead.
+    public static let defaultMaxRead: UInt32 = 992 * 1024
+    /// The max_read the mount uses.
+    public var effectiveMaxRead: UInt32 { maxRead ?? Self.defaultMaxRead }
     /// Reported as st_blksize of every file and folder (blksize=). The kernel accepts the option
     /// itself only for fuseblk, so it is applied in the replies instead.
     public var blockSize: UInt32?
@@ -55,7 +62,7 @@ public struct FUSEMountOptions: Sendable, Hashable {
         for flag in KernelFlag.allCases where kernelFlags.contains(flag) && flag != .atime && flag != .relatime {
             items.append(flag.rawValue)
         }
-        if let maxRead { items.append("max_read=\(maxRead)") }
+        items.append("max_read=\(effectiveMaxRead)")
         return items.joined(separator: ",")
     }
 

@@ -40,7 +40,7 @@ public final class FUSESession: @unchecked Sendable {
         self.mountpoint = mountpoint
         self.options = options
         self.logger = logger
-        dispatcher = RequestDispatcher(fs: fileSystem, blockSizeOverride: options.blockSize, maxRead: options.maxRead,
+        dispatcher = RequestDispatcher(fs: fileSystem, blockSizeOverride: options.blockSize, maxRead: options.effectiveMaxRead,
                                        shutdownGrace: shutdownGrace, logger: logger)
         dispatcherPointer = Unmanaged.passRetained(dispatcher)
         FUSELog.install(logger: logger)

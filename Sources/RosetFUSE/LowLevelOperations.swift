@@ -147,7 +147,9 @@ enum LowLevelOperations {
             do {
                 // Sent from the buffers the filesystem hands over (the block cache's own memory for
                 // cached content): the kernel copies them once, into the reader's pages.
-                try d.fs.read(inode: ino, handle: fi.pointee.fh, offset: Int64(offset), size: size) { buffers in
+                // A sequential reader's read-ahead may come as pipes instead: libfuse splices them
+                // into the kernel, and the bytes never enter this process.
+                try d.fs.read(inode: ino, handle: fi.pointee.fh, offset: Int64(offset), size: size, reply: { buffers in
                     var vectors = buffers.filter { $0.count > 0 }.map {
                         iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count)
                     }
@@ -156,7 +158,11 @@ enum LowLevelOperations {
                     } else {
                         _ = fuse_reply_iov(req, &vectors, Int32(vectors.count))
                     }
-                }
+                }, pipeReply: { segments in
+                    let fds = segments.map { $0.fd }
+                    let counts = segments.map { $0.count }
+                    _ = roset_reply_pipes(req, fds, counts, segments.count)
+                })
             } catch {
                 d.replyError(req, error, "read")
             }
@@ -272,14 +278,14 @@ enum LowLevelOperations {
     // MARK: - Helpers shared by the callbacks
 
     /// Capabilities: readdirplus always (no AUTO heuristics), parallel lookups and reads, atomic
-    /// O_TRUNC, 1 MiB writes. max_readahead cannot raise the kernel's 128 KiB window (the kernel
+    /// O_TRUNC, 1 MiB writes, replies spliced from pipes (fuse_reply_data; buffers still go by writev). max_readahead cannot raise the kernel's 128 KiB window (the kernel
     /// takes the minimum); KernelReadAhead raises it after INIT. No writeback cache: every write must reach the
     /// spool through `write`, in order, so close can seal exactly what was written.
     static func negotiate(_ conn: UnsafeMutablePointer<fuse_conn_info>, maxRead: UInt32?) {
         let capable = conn.pointee.capable
         var want = conn.pointee.want
         for cap in [FUSE_CAP_READDIRPLUS, FUSE_CAP_ASYNC_READ, FUSE_CAP_PARALLEL_DIROPS, FUSE_CAP_ATOMIC_O_TRUNC,
-                    FUSE_CAP_AUTO_INVAL_DATA] {
+                    FUSE_CAP_AUTO_INVAL_DATA, FUSE_CAP_SPLICE_WRITE] {
             let bit = UInt32(cap)
             if capable & bit != 0 { want |= bit }
         }

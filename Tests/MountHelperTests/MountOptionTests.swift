@@ -78,6 +78,8 @@ func refusal(_ body: () throws -> Any) -> MountHelperError? {
         #expect(c.directIO)
         #expect(try resolve("cache_ttl=1").uploadDelayMs == 500, "the default")
         #expect(try resolve("cache_ttl=1").directIO == false, "the default")
+        #expect(try resolve("cache_ttl=1").spliceRead, "the default")
+        #expect(try resolve("splice_read=no").spliceRead == false)
         let m = try resolve("file_mode=0600,dir_mode=700")
         #expect(m.fileMode == 0o600 && m.dirMode == 0o700)
     }

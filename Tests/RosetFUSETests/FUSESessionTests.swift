@@ -271,7 +271,8 @@ struct FUSESessionTests {
     @Test func optionStringEscapesAndOmitsKernelDefaults() {
         let o = FUSEMountOptions(fsName: "roset:a,b", readOnly: true, allowRoot: true, kernelFlags: [.relatime, .atime, .nosuid])
         let s = o.fuseOptionStringForTesting
-        #expect(s == "fsname=roset:a\\,b,subtype=roset,ro,allow_root,nosuid")
+        // max_read is always given: its default (992 KiB) is not the kernel's.
+        #expect(s == "fsname=roset:a\\,b,subtype=roset,ro,allow_root,nosuid,max_read=1015808")
     }
 
     @Test func stopEndsTheLoopShutsDownOnceAndUnmounts() throws {
