@@ -192,11 +192,12 @@ final class ReadPathPipeStream: @unchecked Sendable {
 
     // MARK: Under cond
 
-    /// Queues range requests while the window ahead of the reader has room.
+    /// Queues whole range requests while the window ahead of the reader has room for one (so
+    /// that no more than `windowChunks` chunks ever exist, and requests stay large).
     private func schedule() {
         nextIndex = max(nextIndex, readerIndex + 1)
         while !failed, !closed, inFlight < Self.maxInFlight, nextIndex < lastIndex,
-              nextIndex <= readerIndex + windowChunks {
+              readerIndex + 1 + windowChunks - nextIndex >= min(requestChunks, lastIndex - nextIndex) {
             var job: [Chunk] = []
             for index in nextIndex..<min(lastIndex, nextIndex + requestChunks) {
                 let start = index * Self.chunkSize
