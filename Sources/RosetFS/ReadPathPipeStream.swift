@@ -37,6 +37,8 @@ final class ReadPathPipeStream: @unchecked Sendable {
     /// stream is made (see `pipesRefused`).
     static let pipeBytes: Int32 = 1 << 20
     static let orderWait: TimeInterval = 0.02
+    /// 8 MiB: twice the kernel read-ahead window mount.roset sets (read_ahead_kb=4096).
+    static let lateReadChunks: Int64 = 16
     /// How long a read waits for its chunk's fetch before reading through the cache instead.
     static let fillWait: TimeInterval = 60
 
@@ -161,7 +163,7 @@ final class ReadPathPipeStream: @unchecked Sendable {
                 c.busy = true
                 c.head += Int64(n)
             }
-            dropStale(before: offset / Self.chunkSize)
+            dropStale()
             schedule()
             return Taken(segments: parts.map { ($0.chunk.readFD, $0.count) }, parts: parts)
         }
@@ -230,9 +232,11 @@ final class ReadPathPipeStream: @unchecked Sendable {
         c.head = position
     }
 
-    /// Closes chunks the reader has passed (two behind the current one, for late reads).
-    private func dropStale(before index: Int64) {
-        for (i, c) in chunks where i < index - 2 && !c.busy { chunks[i] = nil }
+    /// Closes chunks far behind the furthest read: bytes nobody read (a read answered by the cache
+    /// instead). Reads arrive out of order by up to the kernel's read-ahead window (4 MiB by
+    /// default), so only chunks more than `lateReadChunks` behind are given up.
+    private func dropStale() {
+        for (i, c) in chunks where i < readerIndex - Self.lateReadChunks && !c.busy { chunks[i] = nil }
     }
 
     // MARK: Fetch threads

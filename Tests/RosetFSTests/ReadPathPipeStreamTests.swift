@@ -129,6 +129,24 @@ final class FakePipeSource: PipeRangeSource, @unchecked Sendable {
         reader.close()
     }
 
+    @Test func aBurstOfReadsInAnyOrderWithinTheKernelWindowIsAnsweredFromPipes() throws {
+        let bytes = Self.content(16 << 20)
+        let cache = BlockCache(capacityBytes: 64 << 20)
+        let reader = ObjectReader(objectKey: "k", size: Int64(bytes.count), source: FakePipeSource(bytes: bytes), cache: cache)
+        let chunk = Int(ReadPathPipeStream.chunkSize)
+        var piped = 0
+        for i in 0..<12 { _ = try Self.read(reader, Int64(i * chunk), chunk, piped: &piped) }
+        // The kernel's read-ahead of 4 MiB at once, taken by FUSE threads in another order:
+        // none of it is given up because a later chunk was read first.
+        piped = 0
+        for i in [19, 13, 17, 12, 18, 14, 16, 15] {
+            let got = try Self.read(reader, Int64(i * chunk), chunk, piped: &piped)
+            #expect(got.elementsEqual(bytes[i * chunk..<(i + 1) * chunk]), "chunk \(i)")
+        }
+        #expect(piped == 8 * chunk, "\(piped / chunk) of 8 chunks from pipes")
+        reader.close()
+    }
+
     @Test func aReplyThatLeftBytesInAPipeBreaksOnlyThatChunk() throws {
         let bytes = Self.content(12 << 20)
         let cache = BlockCache(capacityBytes: 64 << 20)
