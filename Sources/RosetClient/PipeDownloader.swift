@@ -60,14 +60,15 @@ public final class PipeDownloader: @unchecked Sendable {
         let request = "GET \(target.pathAndQuery) HTTP/1.1\r\nHost: \(target.hostHeader)\r\n"
             + "Range: bytes=\(offset)-\(offset + Int64(total) - 1)\r\nUser-Agent: \(userAgent)\r\n"
             + "Accept-Encoding: identity\r\n\r\n"
-        var (fd, reused) = try connection(to: target)
+        let (pooled, reused) = try connection(to: target)
+        var fd = pooled
         var head: ResponseHead
         do {
             head = try exchange(fd, request: request)
         } catch let error as RosetError where reused && error.kind == .network {
             // The server closed the idle connection meanwhile: once more on a new one.
             close(fd)
-            (fd, reused) = (try connect(target), false)
+            fd = try connect(target)
             do { head = try exchange(fd, request: request) } catch { close(fd); throw error }
         } catch {
             close(fd)
@@ -76,8 +77,7 @@ public final class PipeDownloader: @unchecked Sendable {
         var keep = false
         defer {
             if keep {
-                var one: Int32 = 1  // the next response's head must not wait for a low-water mark
-                setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &one, socklen_t(MemoryLayout<Int32>.size))
+                setOption(fd, SOL_SOCKET, SO_RCVLOWAT, 1)  // the next head must not wait for a low-water mark
                 giveBack(fd, key: target.poolKey)
             } else {
                 close(fd)
@@ -96,12 +96,11 @@ public final class PipeDownloader: @unchecked Sendable {
                 remaining -= n
             }
             while remaining > 0 {
-                // Wake up only once a good part of the body is queued: woken per arriving
-                // segment, the poll and splice calls cost more CPU than the copy they save.
+                // Wake up only once a good part of the body is queued, not per arriving segment:
+                // fewer poll and splice calls per byte.
                 let wanted = min(Self.spliceBatch, bodyLeft)
                 if wanted != lowWater {
-                    var value = Int32(wanted)
-                    setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &value, socklen_t(MemoryLayout<Int32>.size))
+                    setOption(fd, SOL_SOCKET, SO_RCVLOWAT, Int32(wanted))
                     lowWater = wanted
                 }
                 let n = try spliceSome(from: fd, to: t.fd, max: remaining)
@@ -145,13 +144,17 @@ public final class PipeDownloader: @unchecked Sendable {
             guard fd >= 0 else { continue }
             if Glibc.connect(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0
                 || (errno == EINPROGRESS && waitFor(fd, events: Int16(POLLOUT)) && socketError(fd) == 0) {
-                var one: Int32 = 1
-                setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
                 return fd
             }
             close(fd)
         }
         throw network("cannot connect to the store")
+    }
+
+    private func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) {
+        var v = value
+        setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size))
     }
 
     private func socketError(_ fd: Int32) -> Int32 {
