@@ -79,19 +79,31 @@ final class FakePipeSource: PipeRangeSource, @unchecked Sendable {
         return out
     }
 
+    /// A reader of `source`'s bytes on a fresh cache of `cacheBytes`.
+    static func reader(_ source: FakePipeSource, cacheBytes: Int = 64 << 20) -> (ObjectReader, BlockCache) {
+        let cache = BlockCache(capacityBytes: cacheBytes)
+        return (ObjectReader(objectKey: "k", size: Int64(source.bytes.count), source: source, cache: cache), cache)
+    }
+
+    /// Reads from `offset` to the end with reads of `size` through pipes, checking each read's
+    /// bytes; `after` runs after each read.
+    static func scan(_ reader: ObjectReader, _ bytes: [UInt8], from offset: Int = 0, size: Int, piped: inout Int,
+                     after: () -> Void = {}) throws {
+        var offset = offset
+        while offset < bytes.count {
+            let got = try read(reader, Int64(offset), size, piped: &piped)
+            #expect(got.elementsEqual(bytes[offset..<min(bytes.count, offset + size)]), "read at \(offset)")
+            after()
+            offset += size
+        }
+    }
+
     @Test func aSequentialReaderGetsTheObjectFromPipesAtKernelSizes() throws {
         let bytes = Self.content(24 << 20 + 12345)
         for readSize in [992 * 1024, 128 * 1024, 1 << 20] {
-            let cache = BlockCache(capacityBytes: 64 << 20)
-            let source = FakePipeSource(bytes: bytes)
-            let reader = ObjectReader(objectKey: "k", size: Int64(bytes.count), source: source, cache: cache)
-            var piped = 0, offset = 0
-            while offset < bytes.count {
-                let got = try Self.read(reader, Int64(offset), readSize, piped: &piped)
-                #expect(got.elementsEqual(bytes[offset..<min(bytes.count, offset + readSize)]), "read at \(offset)")
-                #expect(cache.usedBytes <= cache.capacityBytes)
-                offset += readSize
-            }
+            let (reader, cache) = Self.reader(FakePipeSource(bytes: bytes))
+            var piped = 0
+            try Self.scan(reader, bytes, size: readSize, piped: &piped) { #expect(cache.usedBytes <= cache.capacityBytes) }
             #expect(piped > bytes.count * 3 / 4, "read size \(readSize): \(piped) bytes from pipes")
             #expect(cache.pipeBytesServed == Int64(piped))
             #expect(cache.prefetchRequestCount <= 2, "the stream reads ahead, not the cache")
@@ -102,8 +114,7 @@ final class FakePipeSource: PipeRangeSource, @unchecked Sendable {
 
     @Test func readsThatArriveOutOfOrderStayCorrect() throws {
         let bytes = Self.content(8 << 20)
-        let cache = BlockCache(capacityBytes: 64 << 20)
-        let reader = ObjectReader(objectKey: "k", size: Int64(bytes.count), source: FakePipeSource(bytes: bytes), cache: cache)
+        let (reader, _) = Self.reader(FakePipeSource(bytes: bytes))
         var piped = 0
         let size = 992 * 1024
         for i in 0..<3 { _ = try Self.read(reader, Int64(i * size), size, piped: &piped) }
@@ -131,8 +142,7 @@ final class FakePipeSource: PipeRangeSource, @unchecked Sendable {
 
     @Test func aBurstOfReadsInAnyOrderWithinTheKernelWindowIsAnsweredFromPipes() throws {
         let bytes = Self.content(16 << 20)
-        let cache = BlockCache(capacityBytes: 64 << 20)
-        let reader = ObjectReader(objectKey: "k", size: Int64(bytes.count), source: FakePipeSource(bytes: bytes), cache: cache)
+        let (reader, _) = Self.reader(FakePipeSource(bytes: bytes))
         let chunk = Int(ReadPathPipeStream.chunkSize)
         var piped = 0
         for i in 0..<12 { _ = try Self.read(reader, Int64(i * chunk), chunk, piped: &piped) }
@@ -149,36 +159,24 @@ final class FakePipeSource: PipeRangeSource, @unchecked Sendable {
 
     @Test func aReplyThatLeftBytesInAPipeBreaksOnlyThatChunk() throws {
         let bytes = Self.content(12 << 20)
-        let cache = BlockCache(capacityBytes: 64 << 20)
-        let reader = ObjectReader(objectKey: "k", size: Int64(bytes.count), source: FakePipeSource(bytes: bytes), cache: cache)
+        let (reader, _) = Self.reader(FakePipeSource(bytes: bytes))
         var piped = 0
         let size = 256 * 1024
         var offset = 0
         while offset < 2 << 20 { _ = try Self.read(reader, Int64(offset), size, piped: &piped); offset += size }
         // A reply that took only part of its bytes (as when the kernel refused it).
         _ = try Self.read(reader, Int64(offset), size, drainLimit: 1000, piped: &piped)
-        offset += size
-        while offset < bytes.count {
-            let got = try Self.read(reader, Int64(offset), size, piped: &piped)
-            #expect(got.elementsEqual(bytes[offset..<offset + size]), "read at \(offset)")
-            offset += size
-        }
+        try Self.scan(reader, bytes, from: offset + size, size: size, piped: &piped)
         reader.close()
     }
 
     @Test func aFailedTransferFallsBackToTheCacheAndIsNotRetriedForThatReader() throws {
         let bytes = Self.content(16 << 20)
-        let cache = BlockCache(capacityBytes: 64 << 20)
         let source = FakePipeSource(bytes: bytes)
         source.failAfter(1)
-        let reader = ObjectReader(objectKey: "k", size: Int64(bytes.count), source: source, cache: cache)
-        var piped = 0, offset = 0
-        let size = 992 * 1024
-        while offset < bytes.count {
-            let got = try Self.read(reader, Int64(offset), size, piped: &piped)
-            #expect(got.elementsEqual(bytes[offset..<min(bytes.count, offset + size)]), "read at \(offset)")
-            offset += size
-        }
+        let (reader, cache) = Self.reader(source)
+        var piped = 0
+        try Self.scan(reader, bytes, size: 992 * 1024, piped: &piped)
         #expect(source.pipeCalls <= 3, "no new stream after a failure: \(source.pipeCalls) calls")
         #expect(cache.prefetchRequestCount > 0, "the cache read ahead once the stream failed")
         reader.close()
@@ -188,9 +186,8 @@ final class FakePipeSource: PipeRangeSource, @unchecked Sendable {
     @Test func aSourceThatCannotFillPipesAndACallerWithoutPipesUseTheCache() throws {
         let bytes = Self.content(8 << 20)
         for (canFill, withPipes) in [(false, true), (true, false)] {
-            let cache = BlockCache(capacityBytes: 64 << 20)
             let source = FakePipeSource(bytes: bytes, canFillPipes: canFill)
-            let reader = ObjectReader(objectKey: "k", size: Int64(bytes.count), source: source, cache: cache)
+            let (reader, cache) = Self.reader(source)
             var offset = 0
             let size = 992 * 1024
             while offset < bytes.count {
@@ -208,16 +205,11 @@ final class FakePipeSource: PipeRangeSource, @unchecked Sendable {
 
     @Test func pipesAreChargedToTheCacheAndASmallCacheStillStreams() throws {
         let bytes = Self.content(10 << 20)
-        let cache = BlockCache(capacityBytes: 4 << 20)
-        let reader = ObjectReader(objectKey: "k", size: Int64(bytes.count), source: FakePipeSource(bytes: bytes), cache: cache)
-        var piped = 0, offset = 0, peakCharge = 0
-        let size = 992 * 1024
-        while offset < bytes.count {
-            let got = try Self.read(reader, Int64(offset), size, piped: &piped)
-            #expect(got.elementsEqual(bytes[offset..<min(bytes.count, offset + size)]))
+        let (reader, cache) = Self.reader(FakePipeSource(bytes: bytes), cacheBytes: 4 << 20)
+        var piped = 0, peakCharge = 0
+        try Self.scan(reader, bytes, size: 992 * 1024, piped: &piped) {
             peakCharge = max(peakCharge, cache.externalChargeBytes)
             #expect(cache.usedBytes <= cache.capacityBytes)
-            offset += size
         }
         #expect(peakCharge > 0 && peakCharge <= cache.capacityBytes)
         #expect(piped > 0)
