@@ -50,6 +50,7 @@ func makeFileSystem(_ config: MountConfiguration) throws -> FileSystemOperations
     fs.closeWait = config.closeWait
     fs.directIO = config.directIO
     fs.spliceRead = config.spliceRead
+    fs.kernelReadAheadKB = config.readAheadKB > 0 ? config.readAheadKB : 128
     fs.uploadDelay = Double(config.uploadDelayMs) / 1000
     fs.shutdownGrace = config.shutdownGrace
     do {

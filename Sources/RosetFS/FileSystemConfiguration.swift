@@ -39,6 +39,9 @@ public struct FileSystemConfiguration: Sendable {
     /// splices into the kernel (ReadPathPipeStream): the bytes never pass through this process.
     /// Where it cannot (https, a proxy, pipes refused) reads go through the block cache as before.
     public var spliceRead = true
+    /// The kernel's read-ahead window (read_ahead_kb=; 128 KiB when the mount leaves it alone):
+    /// how far ahead of a buffered reader the kernel asks, so how far out of order its reads come.
+    public var kernelReadAheadKB = 4096
     /// Seconds of pause in the closes a file below the part size waits for before its upload
     /// starts (at most 20 times that in all); 0 uploads at once.
     public var uploadDelay: Double = 0.5

@@ -19,16 +19,21 @@ public final class ObjectReader: @unchecked Sendable {
     private let pipeSource: PipeRangeSource?
     private var pipeStream: ReadPathPipeStream?
     private var pipeStreamFailed = false
+    private let kernelReadAhead: Int64
 
     /// One per open file handle. objectKey names the content version (node id + etag + size), so
-    /// blocks of different versions never mix.
-    public init(objectKey: String, size: Int64, source: RangeSource, cache: BlockCache) {
+    /// blocks of different versions never mix. `kernelReadAhead` is the mount's kernel read-ahead
+    /// window, which bounds how far out of order a buffered reader's reads arrive.
+    public init(objectKey: String, size: Int64, source: RangeSource, cache: BlockCache,
+                kernelReadAhead: Int64 = 4 << 20) {
         self.objectKey = objectKey
+        self.kernelReadAhead = kernelReadAhead
         self.size = max(0, size)
         self.source = source
         self.cache = cache
         self.pipeSource = source as? PipeRangeSource
-        self.readAhead = ReadPathReadAhead(blockSize: BlockCache.blockSize, maxWindow: cache.maxPrefetchWindow)
+        self.readAhead = ReadPathReadAhead(blockSize: BlockCache.blockSize, maxWindow: cache.maxPrefetchWindow,
+                                           kernelReadAhead: kernelReadAhead)
     }
 
     deinit { close() }
@@ -97,7 +102,8 @@ public final class ObjectReader: @unchecked Sendable {
         }
         if pipes, sequential, pipeStream == nil, !pipeStreamFailed, !ReadPathPipeStream.pipesRefused,
            let source = pipeSource, source.canFillPipes {
-            pipeStream = ReadPathPipeStream(source: source, cache: cache, objectSize: size, from: offset + Int64(length))
+            pipeStream = ReadPathPipeStream(source: source, cache: cache, objectSize: size, from: offset + Int64(length),
+                                            kernelReadAhead: kernelReadAhead)
         }
         // The stream reads ahead; the cache only answers what it cannot.
         if let stream = pipeStream { return (sequential, stream) }

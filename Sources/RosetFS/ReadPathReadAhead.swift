@@ -2,7 +2,9 @@
 // and says which byte range to prefetch next. A streak of reads that each start near the highest
 // end seen so far, and go beyond it, is sequential (the kernel sends reads of 128 KiB-1 MiB, several at once and
 // slightly out of order, so "near" tolerates a few read lengths, or a quarter of the window once
-// one exists). After three such reads the window opens at 1 MiB and doubles with every further
+// one exists; and since it asks for up to two of its read-ahead windows at once, a read up to two
+// kernel windows behind keeps the streak, and once the window is open so does one up to a kernel
+// window ahead). After three such reads the window opens at 1 MiB and doubles with every further
 // sequential read up to `maxWindow`; it is filled with requests of a quarter of the window
 // (128 KiB to 8 MiB), so several are in flight at once. Any other read ends the streak: the window
 // closes and queued prefetches are cancelled, so a random reader gets no read-ahead at all.
@@ -27,21 +29,28 @@ struct ReadPathReadAhead {
 
     let blockSize: Int64
     let maxWindow: Int64
+    /// The mount's kernel read-ahead window (read_ahead_kb).
+    let kernelReadAhead: Int64
     private(set) var streakEnd: Int64 = 0
     private(set) var streakReads = 0
     private(set) var window: Int64 = 0
     /// Prefetch has been issued (or found cached) up to here.
     private(set) var frontier: Int64 = 0
 
-    init(blockSize: Int64, maxWindow: Int64) {
+    init(blockSize: Int64, maxWindow: Int64, kernelReadAhead: Int64 = 128 * 1024) {
         self.blockSize = blockSize
         self.maxWindow = maxWindow / blockSize * blockSize
+        self.kernelReadAhead = kernelReadAhead
     }
 
     mutating func observe(offset: Int64, length: Int64, objectSize: Int64) -> Plan {
         var plan = Plan()
         let jitter = max(Self.minimumJitter, 4 * length, window / 4)
-        if offset >= streakEnd - jitter && offset <= streakEnd + jitter {
+        // Asymmetric: a late read never extends a streak, so a random reader gains nothing from
+        // the wider tolerance behind; ahead it is widened only for a reader already sequential.
+        let behind = max(jitter, 2 * kernelReadAhead)
+        let ahead = window > 0 ? max(jitter, kernelReadAhead) : jitter
+        if offset >= streakEnd - behind && offset <= streakEnd + ahead {
             // A late out-of-order read or a re-read keeps the streak but does not extend it.
             guard offset + length > streakEnd else { return plan }
             streakReads += 1

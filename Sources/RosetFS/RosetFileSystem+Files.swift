@@ -277,7 +277,8 @@ extension RosetFileSystem {
             // shows it from init on) but has no content. It reads as the empty file stat shows.
             (source, size) = (NoContent(), 0)
         }
-        let reader = ObjectReader(objectKey: objectKey, size: size, source: source, cache: blockCache)
+        let reader = ObjectReader(objectKey: objectKey, size: size, source: source, cache: blockCache,
+                                  kernelReadAhead: Int64(config.kernelReadAheadKB) * 1024)
         file.lock.withLock {
             file.reader?.close()
             file.reader = reader

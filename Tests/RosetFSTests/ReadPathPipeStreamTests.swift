@@ -80,9 +80,11 @@ final class FakePipeSource: PipeRangeSource, @unchecked Sendable {
     }
 
     /// A reader of `source`'s bytes on a fresh cache of `cacheBytes`.
-    static func reader(_ source: FakePipeSource, cacheBytes: Int = 64 << 20) -> (ObjectReader, BlockCache) {
+    static func reader(_ source: FakePipeSource, cacheBytes: Int = 64 << 20,
+                       kernelReadAhead: Int64 = 4 << 20) -> (ObjectReader, BlockCache) {
         let cache = BlockCache(capacityBytes: cacheBytes)
-        return (ObjectReader(objectKey: "k", size: Int64(source.bytes.count), source: source, cache: cache), cache)
+        return (ObjectReader(objectKey: "k", size: Int64(source.bytes.count), source: source, cache: cache,
+                             kernelReadAhead: kernelReadAhead), cache)
     }
 
     /// Reads from `offset` to the end with reads of `size` through pipes, checking each read's
@@ -155,6 +157,26 @@ final class FakePipeSource: PipeRangeSource, @unchecked Sendable {
         }
         #expect(piped == 8 * chunk, "\(piped / chunk) of 8 chunks from pipes")
         reader.close()
+    }
+
+    @Test func chunksAreKeptTwoKernelReadAheadWindowsBehindTheFurthestRead() throws {
+        let bytes = Self.content(32 << 20)
+        let chunk = Int(ReadPathPipeStream.chunkSize)
+        // Chunk 12 is read last, after chunk 30, 9 MiB further on: within two 8 MiB windows, past
+        // two of 4 MiB (where it was given up, and the cache answered it).
+        for (readAhead, fromPipes) in [(Int64(8 << 20), true), (Int64(4 << 20), false)] {
+            let (reader, _) = Self.reader(FakePipeSource(bytes: bytes), kernelReadAhead: readAhead)
+            var piped = 0
+            for i in Array(0..<12) + Array(13...30) {
+                let got = try Self.read(reader, Int64(i * chunk), chunk, piped: &piped)
+                #expect(got.elementsEqual(bytes[i * chunk..<(i + 1) * chunk]), "chunk \(i)")
+            }
+            piped = 0
+            let got = try Self.read(reader, Int64(12 * chunk), chunk, piped: &piped)
+            #expect(got.elementsEqual(bytes[12 * chunk..<13 * chunk]), "chunk 12")
+            #expect((piped == chunk) == fromPipes, "read-ahead \(readAhead >> 20) MiB: \(piped) bytes from pipes")
+            reader.close()
+        }
     }
 
     @Test func aReplyThatLeftBytesInAPipeBreaksOnlyThatChunk() throws {

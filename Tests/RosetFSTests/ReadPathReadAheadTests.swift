@@ -56,8 +56,24 @@ import Testing
         #expect(policy.window == 0 && policy.streakReads == 1)
     }
 
+    @Test func aReadUpToTwoKernelWindowsLateKeepsTheStreak() {
+        let size = 1024 * mebibyte
+        for (readAhead, kept) in [(8 * mebibyte, true), (4 * mebibyte, false)] {
+            // A 16 MiB window, whose own tolerance (a quarter) is 4 MiB.
+            var policy = ReadPathReadAhead(blockSize: block, maxWindow: 16 * mebibyte, kernelReadAhead: readAhead)
+            for index in 0..<120 where index != 30 {
+                _ = policy.observe(offset: Int64(index) * block, length: block, objectSize: size)
+            }
+            // Block 30 arrives after block 119: 11.25 MiB late, within two 8 MiB windows.
+            let late = policy.observe(offset: 30 * block, length: block, objectSize: size)
+            #expect(late.cancelPending != kept, "read-ahead \(readAhead / mebibyte) MiB")
+            #expect((policy.window > 0) == kept)
+        }
+    }
+
     @Test func policyNeverPrefetchesForScatteredSmallReads() {
-        var policy = ReadPathReadAhead(blockSize: block, maxWindow: 64 * mebibyte)
+        // With the kernel read-ahead mount.roset sets: the wider tolerance never starts a streak.
+        var policy = ReadPathReadAhead(blockSize: block, maxWindow: 64 * mebibyte, kernelReadAhead: 4 * mebibyte)
         var generator = ReadPathSeededGenerator(seed: 77)
         let size = 64 * mebibyte
         for _ in 0..<2000 {

@@ -322,16 +322,17 @@ class RosetMount(Client):
     daemon_names = ("mount.roset",)
     prefix = None  # bytes live under default/<node>/<version>; the namespace is in the control plane
 
-    def __init__(self, janitor, tmp, store, server, cache_mb):
+    def __init__(self, janitor, tmp, store, server, cache_mb, user_opts=""):
         super().__init__(janitor, tmp, store)
         self.server, self.cache_mb = server, cache_mb
         self.spool = os.path.join(tmp, "roset-spool")
+        self.user_opts = "," + user_opts if user_opts else ""   # --roset-opts, on every mount
         self.extra_opts = ""   # e.g. ",direct_io" for one step
 
     def _mount(self):
         opts = (f"api_url={self.server.url},apikey_file={self.server.key_file},"
                 f"cache_size_mb={self.cache_mb},spool_dir={self.spool},"
-                f"log_file={os.path.join(self.tmp, 'mount.roset.daemon.log')}" + self.extra_opts)
+                f"log_file={os.path.join(self.tmp, 'mount.roset.daemon.log')}" + self.user_opts + self.extra_opts)
         run_mount([os.path.join(BIN, "mount.roset"), "default", self.mnt, "-o", opts],
                   os.path.join(self.tmp, "mount.roset.log"))
 
@@ -757,7 +758,7 @@ class Bench:
                     server = RosetServer(janitor, self.tmp, store)
                     self.services["roset-server"] = server.proc.pid
                     log(f"roset-server on {server.url} (pid {server.proc.pid}), --backend s3")
-                    clients.append(RosetMount(janitor, self.tmp, store, server, a.cache_size_mb))
+                    clients.append(RosetMount(janitor, self.tmp, store, server, a.cache_size_mb, a.roset_opts))
                 elif name == "s3fs":
                     clients.append(S3fsMount(janitor, self.tmp, store))
                 elif name == "rclone":
@@ -957,6 +958,7 @@ def main():
     ap.add_argument("--tar-files", type=int, default=4000, help="files of /usr/include in the tarball")
     ap.add_argument("--clients", default="roset,s3fs,rclone")
     ap.add_argument("--cache-size-mb", type=int, default=256, help="mount.roset cache_size_mb")
+    ap.add_argument("--roset-opts", default="", help="extra mount.roset options for every mount, e.g. splice_read=no")
     ap.add_argument("--step-timeout", type=int, default=900, help="seconds per step")
     ap.add_argument("--csv", default=None, help="CSV path (default: /tmp/roset-compare-<time>.csv)")
     ap.add_argument("--stock-moto", action="store_true",
