@@ -29,7 +29,8 @@ struct ReadPathReadAhead {
 
     let blockSize: Int64
     let maxWindow: Int64
-    /// The mount's kernel read-ahead window (read_ahead_kb).
+    /// The mount's kernel read-ahead window (read_ahead_kb; by default the kernel's own 128 KiB,
+    /// which mount.roset raises to 4 MiB).
     let kernelReadAhead: Int64
     private(set) var streakEnd: Int64 = 0
     private(set) var streakReads = 0
