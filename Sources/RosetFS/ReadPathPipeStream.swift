@@ -116,13 +116,15 @@ final class ReadPathPipeStream: @unchecked Sendable {
     /// A stream from `offset` (rounded up to a chunk) to the object's end, fetching at once.
     /// `kernelReadAhead` is the mount's kernel read-ahead window (see `dropStale`).
     init(source: PipeRangeSource, cache: BlockCache, objectSize: Int64, from offset: Int64,
-         kernelReadAhead: Int64 = 4 << 20) {
+         kernelReadAhead: Int64) {
         self.source = source
-        lateReadChunks = max(Self.minLateReadChunks, 2 * kernelReadAhead / Self.chunkSize)
         self.cache = cache
         self.objectSize = objectSize
-        // Two kernel windows at least (it asks for that much at once), within the cache's bound.
-        let wanted = max(Self.windowChunksAtLeast, 2 * kernelReadAhead / Self.chunkSize)
+        // The kernel asks for two of its windows at once: that much is kept behind the furthest
+        // read, and at least that much is fetched ahead of it, within the cache's bound.
+        let twoKernelWindows = 2 * kernelReadAhead / Self.chunkSize
+        lateReadChunks = max(Self.minLateReadChunks, twoKernelWindows)
+        let wanted = max(Self.windowChunksAtLeast, twoKernelWindows)
         windowChunks = max(2, min(wanted, cache.maxPrefetchWindow / Self.chunkSize))
         requestChunks = max(1, windowChunks / 2)
         lastIndex = (objectSize + Self.chunkSize - 1) / Self.chunkSize

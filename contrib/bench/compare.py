@@ -929,14 +929,15 @@ def report(bench, csv_path):
             log(f"  [{'met' if ok else 'MISSED' if ok is False else 'n/a'}] {label}: {detail}")
         def sp(m, ref):
             return res.speed(m, res.get(m, "roset"), ref)
+        def of_limit(m, r):
+            return f"{fmt(r)} ({fmt(res.get(m, 'roset'))} of {fmt(res.limit(m, 'roset'))} MiB/s)"
         m = "seq read 1 file, cold"
-        r = sp(m, res.limit(m, "roset")); t("seq read >= 0.9x direct", None if r is None else r >= 0.9,
-                                            f"{fmt(r)} ({fmt(res.get(m, 'roset'))} of {fmt(res.limit(m, 'roset'))} MiB/s)")
+        r = sp(m, res.limit(m, "roset")); t("seq read >= 0.9x direct", None if r is None else r >= 0.9, of_limit(m, r))
         best = max([res.get(m, p) for p in peers if res.get(m, p)] or [0]) or None
         r = sp(m, best); t("seq read >= 2x best peer", None if r is None else r >= 2, fmt(r))
         r = sp(DIO_READ, res.limit(DIO_READ, "roset"))
         t("seq read >= 0.9x direct, with -o direct_io (not the default)", None if r is None else r >= 0.9,
-          f"{fmt(r)} ({fmt(res.get(DIO_READ, 'roset'))} of {fmt(res.limit(DIO_READ, 'roset'))} MiB/s)")
+          of_limit(DIO_READ, r))
         r = sp(DIO_READ, best); t("seq read >= 2x best peer, with -o direct_io", None if r is None else r >= 2, fmt(r))
         m = "seq write 1 file, until durable"
         r = sp(m, res.get(m, "limit")); t("write until durable >= 0.8x direct", None if r is None else r >= 0.8, fmt(r))
