@@ -24,12 +24,12 @@ extension RosetFileSystem {
         do {
             try spool.write(record, durable: false)
         } catch {
-            spool.remove(entryId: id)
+            spool.remove(entryId: id, data: data)
             throw error
         }
         let winner = register(entry)
         if winner !== entry {
-            spool.remove(entryId: id)
+            spool.remove(entryId: id, data: data)
             return winner
         }
         return entry

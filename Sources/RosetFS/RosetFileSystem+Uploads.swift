@@ -150,7 +150,7 @@ extension RosetFileSystem: UploadDelegate {
         for var record in scan.records.sorted(by: { $0.createdAt < $1.createdAt }) {
             let id = record.entryId
             if record.state == .complete {
-                spool.remove(entryId: id, strayFiles: entriesWithLayout1Files.contains(id))
+                spool.remove(entryId: id, data: nil, strayFiles: entriesWithLayout1Files.contains(id))
                 continue
             }
             guard let data = try? SpoolDataFile(path: spool.dataPath(id), create: false) else {
@@ -160,7 +160,7 @@ extension RosetFileSystem: UploadDelegate {
             }
             if record.state == .open && record.hasContent != true && record.target.nodeId != nil && !record.target.createdByUpload {
                 // An existing file opened for writing but never changed: nothing to recover.
-                spool.remove(entryId: id, strayFiles: entriesWithLayout1Files.contains(id))
+                spool.remove(entryId: id, data: nil, strayFiles: entriesWithLayout1Files.contains(id))
                 continue
             }
             if record.state == .open {

@@ -13,7 +13,7 @@
 //     journal/<entryId>.rec  the entry's journal records (JournalRecord.swift), appended as
 //                          frames (JournalLog.swift); layout 1 wrote one file per record,
 //                          `<entryId>.<sequence, 10 digits>.rec`, which is still read
-//     free/<n>             emptied journal files kept for reuse (as journal or data files); never
+//     free/<n>             emptied journal and data files kept for reuse (as either); never
 //                          read by recovery, emptied at start-up
 //     dead/<entryId>/      dead letters: data, journal file and a `reason` file; never deleted
 //                          (data checksum mismatch, no valid record, data without record,
@@ -34,11 +34,12 @@
 //   appended without fsync: the data they describe is not fsynced either, and recovery uploads
 //   them under a recovered name.
 // - A reused file is emptied before it is listed in free/ and opened with O_TRUNC again, so no
-//   byte of an earlier entry ever appears under a new name. Data files are never reused (a
-//   reader may still hold one open). A data file's name is made durable (data folder fsynced)
-//   when the entry is sealed.
-// - Completion order: `complete` record, then the data file (unlinked), then the journal file
-//   (moved to free/ or unlinked) are deleted. A data file with no record at start-up goes to
+//   byte of an earlier entry ever appears under a new name. A data file leaves data/ (moved to
+//   free/ or unlinked) when its entry is removed, but it is emptied and listed only once its
+//   last reference is gone: a reader that still holds it keeps reading its bytes. A data
+//   file's name is made durable (data folder fsynced) when the entry is sealed.
+// - Completion order: `complete` record, then the data file, then the journal file leave their
+//   folders (each moved to free/ or unlinked). A data file with no record at start-up goes to
 //   dead/ ("no journal record"), never deleted.
 import Foundation
 #if canImport(Glibc)
@@ -55,6 +56,9 @@ struct SpoolError: Error, CustomStringConvertible {
 final class SpoolDataFile: @unchecked Sendable {
     let path: String
     let fd: Int32
+    private let releaseLock = NSLock()
+    /// Run with the descriptor when the last reference goes, before it is closed (Spool.retireData).
+    private var lastRelease: ((Int32) -> Void)?
 
     init(path: String, create: Bool) throws {
         self.path = path
@@ -63,7 +67,19 @@ final class SpoolDataFile: @unchecked Sendable {
         self.fd = fd
     }
 
-    deinit { Glibc.close(fd) }
+    deinit {
+        releaseLock.withLock { lastRelease }?(fd)
+        Glibc.close(fd)
+    }
+
+    /// Sets what the last release does with the descriptor; false when something is already set.
+    func whenLastReleased(_ action: @escaping (Int32) -> Void) -> Bool {
+        releaseLock.withLock {
+            guard lastRelease == nil else { return false }
+            lastRelease = action
+            return true
+        }
+    }
 
     func size() -> Int64 {
         var st = stat()
@@ -125,7 +141,7 @@ final class Spool: @unchecked Sendable {
     let dataFolder: String
     let journalFolder: String
     let deadFolder: String
-    /// Emptied journal files kept for reuse. Creating and deleting a few files per written file made the
+    /// Emptied journal and data files kept for reuse. Creating and deleting a few files per written file made the
     /// file system allocate and free inodes at a high rate, which ext4 without a journal pays for
     /// with a scan of recently freed inodes on every allocation (half of the daemon's time in a
     /// small-file benchmark); taking a file from here is a rename. PostgreSQL recycles its WAL
@@ -138,6 +154,8 @@ final class Spool: @unchecked Sendable {
     private var journalNamesSynced = Set<String>()
     /// Names in free/ (each an empty file); guarded by `lock`.
     private var freeFiles: [String] = []
+    /// Names in free/ not listed yet: files being emptied, or data files still referenced.
+    private var freeFilesReserved = 0
     private var freeFileCounter = 0
     /// Tests only (power-loss simulation): called at every point where the folder stands in a
     /// state a crash or power cut could leave — after each record is durable, after each unlink.
@@ -244,19 +262,56 @@ final class Spool: @unchecked Sendable {
         return false
     }
 
-    /// Deletes the file at `path`, keeping its inode in free/ (emptied) while there is room.
-    private func discard(_ path: String) {
-        let name: String? = lock.withLock {
-            guard freeFiles.count < Self.freeFileLimit else { return nil }
+    /// Emptied files listed for reuse now (not counting data files still referenced).
+    var reusableFileCount: Int { lock.withLock { freeFiles.count } }
+
+    /// A new name in free/ for a file about to be pooled, counted against the pool's limit until
+    /// `listFreeFile` lists it or gives it up; nil when the pool is full.
+    private func reserveFreeFile() -> String? {
+        lock.withLock {
+            guard freeFiles.count + freeFilesReserved < Self.freeFileLimit else { return nil }
             freeFileCounter += 1
+            freeFilesReserved += 1
             return String(freeFileCounter)
         }
-        guard let name else { unlink(path); return }
+    }
+
+    /// Ends a reservation: an emptied file is listed for reuse, any other is deleted.
+    private func listFreeFile(_ name: String, emptied: Bool) {
+        lock.withLock {
+            freeFilesReserved -= 1
+            if emptied { freeFiles.append(name) }
+        }
+        if !emptied { unlink("\(freeFolder)/\(name)") }
+    }
+
+    /// Deletes the file at `path`, keeping its inode in free/ (emptied) while there is room.
+    private func discard(_ path: String) {
+        guard let name = reserveFreeFile() else { unlink(path); return }
         let pooled = "\(freeFolder)/\(name)"
+        guard Glibc.rename(path, pooled) == 0 else { unlink(path); listFreeFile(name, emptied: false); return }
         // Emptied before it is listed: a reused file never carries an earlier entry's bytes.
-        guard Glibc.rename(path, pooled) == 0 else { unlink(path); return }
-        guard Glibc.truncate(pooled, 0) == 0 else { unlink(pooled); return }
-        lock.withLock { freeFiles.append(name) }
+        listFreeFile(name, emptied: Glibc.truncate(pooled, 0) == 0)
+    }
+
+    /// Deletes an entry's data file as far as recovery can tell: its name leaves data/ at once, as
+    /// an unlink would. `file`, the entry's open data file, keeps its bytes for whoever still holds
+    /// it (a reader, an upload on its way out); its inode joins free/, emptied, once the last
+    /// reference is gone. Without `file` (recovery) nobody can hold it, and it is pooled now.
+    private func retireData(_ entryId: String, file: SpoolDataFile?) {
+        let path = dataPath(entryId)
+        guard let file, file.path == path else { discard(path); return }
+        guard let name = reserveFreeFile() else { unlink(path); return }
+        guard Glibc.rename(path, "\(freeFolder)/\(name)") == 0 else {
+            unlink(path); listFreeFile(name, emptied: false); return
+        }
+        // The descriptor, not the path, is emptied: a daemon restarted meanwhile (tests) has
+        // emptied free/ and may have put another file under this name.
+        let set = file.whenLastReleased { [weak self] fd in
+            let emptied = ftruncate(fd, 0) == 0
+            self?.listFreeFile(name, emptied: emptied)
+        }
+        if !set { listFreeFile(name, emptied: false) }
     }
 
     func journalPath(_ entryId: String) -> String { "\(journalFolder)/\(JournalLog.fileName(entryId))" }
@@ -325,11 +380,11 @@ final class Spool: @unchecked Sendable {
         (try? FileManager.default.contentsOfDirectory(atPath: journalFolder)) ?? []
     }
 
-    /// Deletes a finished entry: data first, then its journal file. `strayFiles`: the entry also
-    /// has files of layout 1, found by a folder scan.
-    func remove(entryId: String, strayFiles: Bool = false) {
-        // Unlinked, never reused: a reader may still hold the data file open (SpoolDataFile).
-        unlink(dataPath(entryId))
+    /// Deletes a finished entry: data first, then its journal file. `data`: the entry's open data
+    /// file, which is reused only after its last reference is gone (see retireData); nil during
+    /// recovery. `strayFiles`: the entry also has files of layout 1, found by a folder scan.
+    func remove(entryId: String, data: SpoolDataFile?, strayFiles: Bool = false) {
+        retireData(entryId, file: data)
         crashPointHook?("data of \(entryId) deleted")
         discard(journalPath(entryId))
         if strayFiles {

@@ -61,7 +61,7 @@ final class SpoolEntry: @unchecked Sendable {
 
     /// Deletes the entry's files from the spool (caller holds cond or owns the entry).
     func removeFiles(_ spool: Spool) {
-        spool.remove(entryId: id, strayFiles: hasStrayJournalFiles)
+        spool.remove(entryId: id, data: data, strayFiles: hasStrayJournalFiles)
     }
 
     init(id: String, record: JournalRecord, data: SpoolDataFile, phase: Phase, materialized: Bool, modifiedAt: Date) {

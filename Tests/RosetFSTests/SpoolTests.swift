@@ -109,8 +109,65 @@ import RosetClient
         #expect(largest <= Int64(Spool.compactionThreshold) + frame, "the file never grows much past the threshold")
         let contents = JournalLog.read(path: path)
         #expect(contents.newest == record && contents.problem == nil)
-        h.fs.spool.remove(entryId: record.entryId)
+        h.fs.spool.remove(entryId: record.entryId, data: nil)
         #expect(!FileManager.default.fileExists(atPath: path))
+    }
+
+    func inode(_ fd: Int32) -> ino_t { var st = stat(); fstat(fd, &st); return st.st_ino }
+
+    func inodes(_ folder: String) -> Set<ino_t> {
+        var found = Set<ino_t>()
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
+            var st = stat()
+            if stat(folder + "/" + name, &st) == 0 { found.insert(st.st_ino) }
+        }
+        return found
+    }
+
+    /// A removed entry's data file leaves data/ at once but is reused only after its last holder
+    /// lets go: until then it keeps its bytes and no new file gets its inode; afterwards the next
+    /// data file is that inode, emptied.
+    @Test func aRemovedDataFileIsReusedOnlyAfterItsLastHolderLetsGo() throws {
+        let h = try Harness()
+        let spool = h.fs.spool
+        var held: SpoolDataFile? = try spool.createDataFile("e1")
+        let content = pattern(10_000)
+        try content.withUnsafeBytes { try held!.pwrite($0, offset: 0) }
+        let heldInode = inode(held!.fd)
+        spool.remove(entryId: "e1", data: held)
+        #expect(!FileManager.default.fileExists(atPath: spool.dataPath("e1")), "the name leaves data/ at once")
+        let meanwhile = try spool.createDataFile("e2")
+        #expect(inode(meanwhile.fd) != heldInode, "a data file still held is not handed out again")
+        #expect(try held!.pread(offset: 0, count: content.count) == content, "the holder still reads its bytes")
+        held = nil
+        #expect(spool.reusableFileCount == 1)
+        let next = try spool.createDataFile("e3")
+        #expect(inode(next.fd) == heldInode, "released, the inode is reused")
+        let start = try next.pread(offset: 0, count: 16)
+        #expect(next.size() == 0 && start.isEmpty, "and it was emptied first")
+    }
+
+    /// Once uploads keep up, writing files allocates and frees no inodes in the spool: each file's
+    /// data and journal files come from free/ and go back there (journal-less ext4 pays for every
+    /// recently freed inode on each new allocation, see Spool.freeFolder).
+    @Test func filesWrittenOneAfterAnotherCycleTheSameSpoolInodes() throws {
+        let h = try Harness()
+        func writeAndSettle(_ name: String, _ content: [UInt8]) throws {
+            try h.writeFile(name, content)
+            #expect(h.drain())
+            // The uploader lets go of the entry just after the upload is confirmed.
+            let deadline = Date().addingTimeInterval(5)
+            while h.fs.spool.reusableFileCount < 2 && Date() < deadline { usleep(1_000) }
+        }
+        try writeAndSettle("first", pattern(100))
+        let pooled = inodes(h.spoolFolder + "/free")
+        #expect(pooled.count == 2, "the first file's data and journal files are kept for reuse")
+        for i in 0..<20 { try writeAndSettle("f\(i)", pattern(4096, seed: UInt8(i))) }
+        #expect(inodes(h.spoolFolder + "/free") == pooled, "the same two inodes, and no others, after 20 files")
+        #expect(h.files("data").isEmpty && h.files("journal").isEmpty)
+        for i in [0, 7, 19] {
+            #expect(h.cloud.child("f\(i)").map { h.cloud.content(of: $0.id) } == pattern(4096, seed: UInt8(i)))
+        }
     }
 
     @Test func sha256MatchesKnownVectors() {
