@@ -285,13 +285,23 @@ final class Spool: @unchecked Sendable {
         if !emptied { unlink("\(freeFolder)/\(name)") }
     }
 
+    /// Moves the file at `path` into free/ under a reserved name, not listed yet; when the pool is
+    /// full or the move fails it is unlinked instead, and nil is returned.
+    private func moveToFreeFolder(_ path: String) -> String? {
+        guard let name = reserveFreeFile() else { unlink(path); return nil }
+        guard Glibc.rename(path, "\(freeFolder)/\(name)") == 0 else {
+            unlink(path)
+            listFreeFile(name, emptied: false)
+            return nil
+        }
+        return name
+    }
+
     /// Deletes the file at `path`, keeping its inode in free/ (emptied) while there is room.
     private func discard(_ path: String) {
-        guard let name = reserveFreeFile() else { unlink(path); return }
-        let pooled = "\(freeFolder)/\(name)"
-        guard Glibc.rename(path, pooled) == 0 else { unlink(path); listFreeFile(name, emptied: false); return }
+        guard let name = moveToFreeFolder(path) else { return }
         // Emptied before it is listed: a reused file never carries an earlier entry's bytes.
-        listFreeFile(name, emptied: Glibc.truncate(pooled, 0) == 0)
+        listFreeFile(name, emptied: Glibc.truncate("\(freeFolder)/\(name)", 0) == 0)
     }
 
     /// Deletes an entry's data file as far as recovery can tell: its name leaves data/ at once, as
@@ -301,10 +311,7 @@ final class Spool: @unchecked Sendable {
     private func retireData(_ entryId: String, file: SpoolDataFile?) {
         let path = dataPath(entryId)
         guard let file, file.path == path else { discard(path); return }
-        guard let name = reserveFreeFile() else { unlink(path); return }
-        guard Glibc.rename(path, "\(freeFolder)/\(name)") == 0 else {
-            unlink(path); listFreeFile(name, emptied: false); return
-        }
+        guard let name = moveToFreeFolder(path) else { return }
         // The descriptor, not the path, is emptied: a daemon restarted meanwhile (tests) has
         // emptied free/ and may have put another file under this name.
         let set = file.whenLastReleased { [weak self] fd in
