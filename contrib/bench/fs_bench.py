@@ -113,13 +113,8 @@ def main():
         puts = [timed(lambda: run(["curl", "-sf", "-o", "/dev/null", "-T", src, init["uploadUrl"]], timeout=600))
                 for _ in range(3)]
         api.call("POST", "/v1/uploads/commit", {"uploadToken": init["uploadToken"], "size": size})
-        dl = api.call("GET", f"/v1/nodes/{init['nodeId']}/download")
-        # Reads are measured with the disk's write-back done, not competing with it.
-        os.sync()
-        gets = [timed(lambda: run(["curl", "-sf", "-o", "/dev/null", dl["url"]], timeout=600)) for _ in range(3)]
-        put_s, get_s = min(puts), min(gets)
-        log("direct PUT MiB/s: " + ", ".join(f"{(size >> 20) / t:.0f}" for t in puts)
-            + "; GET MiB/s: " + ", ".join(f"{(size >> 20) / t:.0f}" for t in gets) + " (best of each is the limit)")
+        put_s = min(puts)
+        log("direct PUT MiB/s: " + ", ".join(f"{(size >> 20) / t:.0f}" for t in puts) + " (the best is the limit)")
         os.unlink(src)
 
         # Sequential write through the mount: to close, and until durable (visible via the API).
@@ -138,6 +133,13 @@ def main():
             time.sleep(0.05)
         durable_s = time.monotonic() - t0
         mib = size / (1 << 20)
+        # The read limit: curl on the signed URL the mount itself gets for seq.bin (the same object,
+        # stored as the mount's multipart upload left it), with the disk's write-back done.
+        dl = api.call("GET", f"/v1/nodes/{node['id']}/download")
+        os.sync()
+        gets = [timed(lambda: run(["curl", "-sf", "-o", "/dev/null", dl["url"]], timeout=600)) for _ in range(3)]
+        get_s = min(gets)
+        log("direct GET MiB/s of seq.bin: " + ", ".join(f"{(size >> 20) / t:.0f}" for t in gets) + " (the best is the limit)")
         rows.append(("seq write 1 file, to close", mib / close_s, mib / put_s, "MiB/s"))
         rows.append(("seq write 1 file, until durable", mib / durable_s, mib / put_s, "MiB/s"))
 
