@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Alternating cold reads of one 1 GiB object: curl on its signed URL, then mount.roset buffered,
+then with -o direct_io, for N rounds, each line with the CPU it cost (issues 3 and 6, profiling).
+
+The object is written through the mount (a multipart upload, as the benchmarks read it); every
+mount.roset read comes through a fresh mount. Per read: MiB/s, wall time, cores busy machine-wide
+(/proc/stat), and the CPU-seconds of the store (roset-server, or moto with --moto) and of the
+daemon (/proc/PID/stat). Asserts nothing. Everything started is stopped by PID and unmounted.
+
+  python3 contrib/bench/read_rounds.py [--rounds 3] [--moto] [--no-direct-io] [--opts OPTS]
+                                       [--perf FILE]   (perf record -a -g of round 1's buffered read)
+"""
+import argparse, os, re, signal, socket, subprocess, sys, tempfile, time, shutil
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fs_bench  # noqa: E402  (its server, mount and process bookkeeping)
+from fs_bench import API, BIN, daemon_pid, mount, read_file, run, start_server, unmount, write_file  # noqa: E402
+
+SIZE = 1 << 30
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def busy_seconds():
+    ticks = list(map(int, open("/proc/stat").readline().split()[1:]))
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(label, fn, store_pid, daemon):
+    s0, b0, d0 = cpu_seconds(store_pid), busy_seconds(), cpu_seconds(daemon) if daemon else 0
+    t0 = time.monotonic(); fn(); t = time.monotonic() - t0
+    s1, b1, d1 = cpu_seconds(store_pid), busy_seconds(), cpu_seconds(daemon) if daemon else 0
+    print(f"{label:9} {SIZE / (1 << 20) / t:6.0f} MiB/s  wall {t:5.2f} s  cores {(b1 - b0) / t:4.2f}"
+          f"  store {s1 - s0:4.2f}  daemon {d1 - d0:4.2f} CPU-s", flush=True)
+
+
+def start_moto_backed_server(tmp):
+    """compare_moto.py on a free port, and roset-server with the S3 backend on a bucket of it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+    moto = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "compare_moto.py"),
+                             "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    fs_bench.procs.append(("moto", moto))
+    deadline = time.time() + 60
+    while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+        if time.time() > deadline or moto.poll() is not None:
+            raise RuntimeError("moto_server did not start")
+        time.sleep(0.2)
+    data = os.path.join(tmp, "server")
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench-not-a-secret")
+    server = subprocess.Popen([os.path.join(BIN, "roset-server"), "--data", data, "--listen", "127.0.0.1:0",
+                               "--backend", "s3", "--s3-endpoint", f"http://127.0.0.1:{port}", "--s3-bucket", "bench"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    fs_bench.procs.append(("roset-server", server))
+    while time.time() < deadline:
+        m = re.search(r"listening on (http://\S+)", server.stdout.readline() or "")
+        if m:
+            key_file = os.path.join(data, "apikey")
+            return m.group(1), key_file, API.from_key_file(m.group(1), key_file), moto.pid
+        if server.poll() is not None:
+            break
+    raise RuntimeError("roset-server did not start")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--moto", action="store_true", help="the store is moto (S3 backend), not a local folder")
+    ap.add_argument("--no-direct-io", action="store_true")
+    ap.add_argument("--opts", default="cache_size_mb=256", help="mount.roset options of the reads")
+    ap.add_argument("--perf", default="", help="perf record -a -g output of round 1's buffered read")
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="roset-read-rounds-")
+    try:
+        if args.moto:
+            url, key_file, api, store_pid = start_moto_backed_server(tmp)
+        else:
+            url, key_file, api = start_server(tmp)
+            store_pid = fs_bench.procs[0][1].pid
+        root = api.root()["id"]
+        mnt, spool = os.path.join(tmp, "mnt"), os.path.join(tmp, "spool")
+        mount(mnt, url, key_file, spool, args.opts)
+        write_file(os.path.join(mnt, "seq.bin"), SIZE)
+        deadline = time.time() + 900
+        while True:
+            node = api.resolve(root, "seq.bin")
+            if node and node.get("size") == SIZE:
+                try:
+                    signed = api.call("GET", f"/v1/nodes/{node['id']}/download")["url"]; break
+                except Exception:
+                    pass
+            if time.time() > deadline:
+                raise RuntimeError("seq.bin never became durable")
+            time.sleep(0.1)
+        os.sync()
+        modes = [("buffered", args.opts)] + ([] if args.no_direct_io else [("direct_io", args.opts + ",direct_io")])
+        for r in range(args.rounds):
+            measure("curl", lambda: run(["curl", "-sf", "-o", "/dev/null", signed], timeout=600), store_pid, None)
+            for label, opts in modes:
+                unmount(mnt); mount(mnt, url, key_file, spool, opts)
+                recorder = None
+                if args.perf and r == 0 and label == "buffered":
+                    recorder = subprocess.Popen(["perf", "record", "-a", "-g", "-o", args.perf, "--", "sleep", "120"],
+                                                stderr=subprocess.DEVNULL)
+                    time.sleep(1)
+                try:
+                    measure(label, lambda: read_file(os.path.join(mnt, "seq.bin")), store_pid, daemon_pid(mnt))
+                finally:
+                    if recorder:
+                        recorder.send_signal(signal.SIGINT); recorder.wait(60)
+    finally:
+        for m in list(fs_bench.mounts):
+            subprocess.run(["umount", "-l", m], timeout=60)
+        for _, p in reversed(fs_bench.procs):
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
