@@ -37,13 +37,15 @@ var targets: [Target] = [
                    providers: [.apt(["libssl-dev"])]),
     // glibc's splice(2), F_SETPIPE_SZ and FIONREAD (header only).
     .systemLibrary(name: "CPipes", path: "Sources/CPipes"),
+    // glibc's mallopt(3) (header only).
+    .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
 
     .target(name: "RosetClient", dependencies: ["CCurl", "CPipes", logging]),
     .target(name: "RosetFS", dependencies: ["RosetClient", "COpenSSL", "CPipes", logging]),
     .target(name: "RosetFUSE", dependencies: ["CFuse", "RosetFS", logging]),
     .target(name: "MountHelper", dependencies: ["CMount", argumentParser, logging]),
     .executableTarget(name: "MountRoset",
-                      dependencies: ["MountHelper", "RosetFUSE", "RosetFS", "RosetClient", argumentParser, logging]),
+                      dependencies: ["MountHelper", "RosetFUSE", "RosetFS", "RosetClient", "CMalloc", argumentParser, logging]),
     // Transfer benchmark of RosetClient against curl on the same signed URLs.
     .executableTarget(name: "RosetBench", dependencies: ["RosetClient", argumentParser]),
 
@@ -76,7 +78,7 @@ if withServer {
             .product(name: "NIOCore", package: "swift-nio"),
             logging,
         ]),
-        .executableTarget(name: "RosetServerMain", dependencies: ["RosetServer", argumentParser, logging]),
+        .executableTarget(name: "RosetServerMain", dependencies: ["RosetServer", "CMalloc", argumentParser, logging]),
         .testTarget(name: "RosetServerTests", dependencies: ["RosetServer", "TestSupport"]),
     ]
 }

@@ -3,6 +3,7 @@
 // Order inside the mounting process: signals are already blocked (MountProgram), the signal
 // thread starts, the mount point is checked, the filesystem is built (authenticate, resolve the root, recover the spool),
 // the kernel mount is made, and only then is success reported to mount(8).
+import CMalloc
 import Foundation
 import Logging
 import MountHelper
@@ -87,13 +88,6 @@ func fuseOptions(_ config: MountConfiguration) -> FUSEMountOptions {
         readAheadKB: config.readAheadKB)
 }
 
-/// mallopt(3); <malloc.h> is not in Swift's Glibc module, so found by name.
-func mallopt(_ parameter: Int32, _ value: Int32) {
-    typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
-    guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
-    _ = unsafeBitCast(sym, to: Mallopt.self)(parameter, value)
-}
-
 /// RLIMIT_NOFILE, whose Glibc type (`__rlimit_resource`) differs between C library versions.
 let RLIMIT_NOFILE_ = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
 
@@ -106,9 +100,8 @@ func serve(_ config: MountConfiguration, _ reporter: ReadinessReporter) -> Int32
     // - a fixed 128 KiB mmap threshold: glibc raises it after each large free, so 1 MiB buffers
     //   (reads served by copy, spool reads of pending files) came from the arenas and stayed
     //   there; 4 parallel readers held 26-30 MiB more (VmHWM 317-321 -> 291 MiB, cache 256 MiB).
-    let M_MMAP_THRESHOLD: Int32 = -3, M_ARENA_MAX: Int32 = -8
-    mallopt(M_ARENA_MAX, 4)
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+    _ = mallopt(M_ARENA_MAX, 4)
+    _ = mallopt(M_MMAP_THRESHOLD, 128 * 1024)
     // Sequential readers hold their read-ahead in pipes, two descriptors per MiB: the soft limit
     // of open files (often 1,024) goes up to the hard one.
     var files = rlimit()

@@ -5,7 +5,7 @@ then with -o direct_io, for N rounds, each line with the CPU it cost (issues 3 a
 The object is written through the mount (a multipart upload, as the benchmarks read it); every
 mount.roset read comes through a fresh mount. Per read: MiB/s, wall time, cores busy machine-wide
 (/proc/stat), and the CPU-seconds of the store (roset-server, or moto with --moto) and of the
-daemon (/proc/PID/stat). Asserts nothing. Everything started is stopped by PID and unmounted.
+daemon (/proc/PID/stat); at the end the store's peak RSS. Asserts nothing. Everything started is stopped by PID and unmounted.
 
   python3 contrib/bench/read_rounds.py [--rounds 3] [--moto] [--no-direct-io] [--opts OPTS]
                                        [--perf FILE]   (perf record -a -g of round 1's buffered read)
@@ -113,6 +113,7 @@ def main():
                 finally:
                     if recorder:
                         recorder.send_signal(signal.SIGINT); recorder.wait(60)
+        print(f"store peak RSS (VmHWM): {fs_bench.vm_hwm_mb(store_pid):.0f} MiB", flush=True)
     finally:
         for m in list(fs_bench.mounts):
             subprocess.run(["umount", "-l", m], timeout=60)
