@@ -78,9 +78,10 @@ struct RosetServerCommand: AsyncParsableCommand {
         // coming as new pages to fault in and clear: after the copies, page faults and
         // clear_page were the server's top symbols while it served a mount's ranged GETs (perf
         // record -a). Fixed thresholds keep such buffers in the arenas, at most 64 MiB free at the
-        // top of each. `contrib/bench/read_rounds.py --no-direct-io`, 5-8 cold 1 GiB reads each:
-        // the server's CPU per GiB read through a mount fell from 0.61-0.89 to 0.35-0.54 CPU-s
-        // (curl's GET from 0.59-0.60 to 0.31-0.45), and its peak RSS rose from 65 to 98 MiB.
+        // top of each. `contrib/bench/read_rounds.py --rounds 2 --no-direct-io`, old and new
+        // server interleaved, 3 runs each: the server's CPU per GiB read through a mount went
+        // from 0.72-0.87 to 0.42-0.83 CPU-s (median 0.81 -> 0.53), the buffered read from
+        // 893-1,115 to 827-1,508 MiB/s, and the server's peak RSS from 65-72 to 114-115 MiB.
         _ = mallopt(M_MMAP_THRESHOLD, 4 << 20)
         _ = mallopt(M_TRIM_THRESHOLD, 64 << 20)
         let level = Logger.Level(rawValue: logLevel) ?? .info
