@@ -77,9 +77,10 @@ struct RosetServerCommand: AsyncParsableCommand {
         // 1 MiB buffers of a download (a multipart object's chunks, read off the event loop) kept
         // coming as new pages to fault in and clear: after the copies, page faults and
         // clear_page were the server's top symbols while it served a mount's ranged GETs (perf
-        // record -a). Fixed thresholds keep such buffers in the arenas, at most 64 MiB free at the
-        // top of each. `contrib/bench/read_rounds.py --rounds 2 --no-direct-io`, old and new
-        // server interleaved, 3 runs each: the server's CPU per GiB read through a mount went
+        // record -a). Fixed thresholds (process-wide, so threads that already exist get them too)
+        // keep such buffers in the arenas, at most 64 MiB free at the top of each.
+        // `contrib/bench/read_rounds.py --rounds 2 --no-direct-io`, old and new server
+        // interleaved, 3 runs each: the server's CPU per GiB read through a mount went
         // from 0.72-0.87 to 0.42-0.83 CPU-s (median 0.81 -> 0.53), the buffered read from
         // 893-1,115 to 827-1,508 MiB/s, and the server's peak RSS from 65-72 to 114-115 MiB.
         _ = mallopt(M_MMAP_THRESHOLD, 4 << 20)
