@@ -26,10 +26,11 @@ def run(cmd, timeout, **kw):
     return subprocess.run(cmd, timeout=timeout, check=True, **kw)
 
 
-def start_server(tmp):
+def start_server(tmp, extra_args=(), env=None):
+    """roset-server on a free port (a local folder, or the backend `extra_args` names)."""
     data = os.path.join(tmp, "server")
-    p = subprocess.Popen([os.path.join(BIN, "roset-server"), "--data", data, "--listen", "127.0.0.1:0"],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    p = subprocess.Popen([os.path.join(BIN, "roset-server"), "--data", data, "--listen", "127.0.0.1:0", *extra_args],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     procs.append(("roset-server", p))
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -42,6 +43,20 @@ def start_server(tmp):
         if p.poll() is not None:
             break
     raise RuntimeError("roset-server did not start")
+
+
+def cleanup(tmp):
+    """Unmounts every mount made here (lazily), stops every process started here by PID, newest
+    first, and deletes the work folder."""
+    for m in list(mounts):
+        subprocess.run(["umount", "-l", m], timeout=60)
+    for _, p in reversed(procs):
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def mount(mnt, url, keyfile, spool, extra=""):
@@ -184,15 +199,7 @@ def main():
             iops = json.loads(out)["jobs"][0]["read"]["iops"]
             rows.append((f"fio randread 4 KiB, {args.fio_seconds} s", iops, None, "IOPS"))
     finally:
-        for m in list(mounts):
-            subprocess.run(["umount", "-l", m], timeout=60)
-        for name, p in procs:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+        cleanup(tmp)
 
     log(f"\n{'workload':38} {'mount.roset':>12} {'direct':>12} {'ratio':>7}  unit")
     for name, ours, direct, unit in rows:

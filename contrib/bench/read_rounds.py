@@ -10,12 +10,12 @@ daemon (/proc/PID/stat); at the end the store's peak RSS. Asserts nothing. Every
   python3 contrib/bench/read_rounds.py [--rounds 3] [--moto] [--no-direct-io] [--opts OPTS]
                                        [--perf FILE]   (perf record -a -g of round 1's buffered read)
 """
-import argparse, os, re, signal, socket, subprocess, sys, tempfile, time, shutil
+import argparse, os, signal, socket, subprocess, sys, tempfile, time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fs_bench  # noqa: E402  (its server, mount and process bookkeeping)
-from fs_bench import API, BIN, daemon_pid, mount, read_file, run, start_server, unmount, write_file  # noqa: E402
+from fs_bench import daemon_pid, mount, read_file, run, start_server, unmount, write_file  # noqa: E402
 
 SIZE = 1 << 30
 
@@ -51,20 +51,10 @@ def start_moto_backed_server(tmp):
         if time.time() > deadline or moto.poll() is not None:
             raise RuntimeError("moto_server did not start")
         time.sleep(0.2)
-    data = os.path.join(tmp, "server")
     env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench-not-a-secret")
-    server = subprocess.Popen([os.path.join(BIN, "roset-server"), "--data", data, "--listen", "127.0.0.1:0",
-                               "--backend", "s3", "--s3-endpoint", f"http://127.0.0.1:{port}", "--s3-bucket", "bench"],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    fs_bench.procs.append(("roset-server", server))
-    while time.time() < deadline:
-        m = re.search(r"listening on (http://\S+)", server.stdout.readline() or "")
-        if m:
-            key_file = os.path.join(data, "apikey")
-            return m.group(1), key_file, API.from_key_file(m.group(1), key_file), moto.pid
-        if server.poll() is not None:
-            break
-    raise RuntimeError("roset-server did not start")
+    url, key_file, api = start_server(tmp, ["--backend", "s3", "--s3-endpoint", f"http://127.0.0.1:{port}",
+                                            "--s3-bucket", "bench"], env)
+    return url, key_file, api, moto.pid
 
 
 def main():
@@ -115,15 +105,7 @@ def main():
                         recorder.send_signal(signal.SIGINT); recorder.wait(60)
         print(f"store peak RSS (VmHWM): {fs_bench.vm_hwm_mb(store_pid):.0f} MiB", flush=True)
     finally:
-        for m in list(fs_bench.mounts):
-            subprocess.run(["umount", "-l", m], timeout=60)
-        for _, p in reversed(fs_bench.procs):
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+        fs_bench.cleanup(tmp)
 
 
 if __name__ == "__main__":
