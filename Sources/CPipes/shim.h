@@ -1,5 +1,6 @@
-/* Linux pipe calls that Swift's Glibc module does not export: splice(2) and F_SETPIPE_SZ are
- * _GNU_SOURCE declarations, and fcntl/ioctl are variadic. Header-only, from glibc itself. */
+/* Linux pipe and file calls that Swift's Glibc module does not export: splice(2), F_SETPIPE_SZ
+ * and sync_file_range(2) are _GNU_SOURCE declarations, and fcntl/ioctl are variadic. Header-only,
+ * from glibc itself. */
 #ifndef ROSET_CPIPES_SHIM_H
 #define ROSET_CPIPES_SHIM_H
 #ifndef _GNU_SOURCE
@@ -22,5 +23,11 @@ static inline int roset_set_pipe_size(int fd, int bytes) { return fcntl(fd, F_SE
 static inline int roset_pipe_bytes(int fd) {
     int n = 0;
     return ioctl(fd, FIONREAD, &n) == 0 ? n : -1;
+}
+
+/* Starts write-back of [offset, offset + count) of a file and returns without waiting for it
+ * (SYNC_FILE_RANGE_WRITE); durability still takes an fsync. */
+static inline int roset_start_writeback(int fd, long long offset, long long count) {
+    return sync_file_range(fd, offset, count, SYNC_FILE_RANGE_WRITE);
 }
 #endif

@@ -41,6 +41,7 @@
 // - Completion order: `complete` record, then the data file, then the journal file leave their
 //   folders (each moved to free/ or unlinked). A data file with no record at start-up goes to
 //   dead/ ("no journal record"), never deleted.
+import CPipes
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -99,7 +100,13 @@ final class SpoolDataFile: @unchecked Sendable {
         return out
     }
 
+    /// Written bytes go to the disk in windows of this size as each window fills (write-behind), so
+    /// the fsync that seals a file at close waits for its last window, not for the whole file. On
+    /// the benchmark machine a 1 GiB write and its fsync took 1.0-1.9 s, and 0.72-0.77 s so.
+    static let writeBehindWindow: Int64 = 8 << 20
+
     func pwrite(_ data: UnsafeRawBufferPointer, offset: Int64) throws {
+        defer { startWriteBack(windowsEndingIn: offset, count: data.count) }
         var done = 0
         while done < data.count {
             let n = Glibc.pwrite(fd, data.baseAddress! + done, data.count - done, off_t(offset) + off_t(done))
@@ -109,6 +116,15 @@ final class SpoolDataFile: @unchecked Sendable {
             }
             done += n
         }
+    }
+
+    /// Starts write-back (without waiting) of every whole window that a write of [offset,
+    /// offset + count) completed. Its errors are the fsync's to report: the kernel keeps them.
+    private func startWriteBack(windowsEndingIn offset: Int64, count: Int) {
+        let window = Self.writeBehindWindow
+        let first = offset / window, last = (offset + Int64(count)) / window
+        guard last > first else { return }
+        _ = roset_start_writeback(fd, first * window, (last - first) * window)
     }
 
     func truncate(to size: Int64) throws {
