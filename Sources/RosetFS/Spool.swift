@@ -102,7 +102,7 @@ final class SpoolDataFile: @unchecked Sendable {
 
     /// Written bytes go to the disk in windows of this size as each window fills (write-behind), so
     /// the fsync that seals a file at close waits for its last window, not for the whole file. On
-    /// the benchmark machine a 1 GiB write and its fsync took 1.0-1.9 s, and 0.72-0.77 s so.
+    /// the benchmark machine a 1 GiB write and its fsync took 1.0-1.9 s, and 0.72-0.77 s with it.
     static let writeBehindWindow: Int64 = 8 << 20
 
     func pwrite(_ data: UnsafeRawBufferPointer, offset: Int64) throws {
