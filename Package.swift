@@ -35,7 +35,7 @@ var targets: [Target] = [
                    providers: [.apt(["libmount-dev"])]),
     .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "libcrypto",
                    providers: [.apt(["libssl-dev"])]),
-    // glibc's splice(2), F_SETPIPE_SZ and FIONREAD (header only).
+    // glibc's splice(2), F_SETPIPE_SZ, FIONREAD and sync_file_range(2) (header only).
     .systemLibrary(name: "CPipes", path: "Sources/CPipes"),
     // glibc's mallopt(3) (header only).
     .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),

@@ -99,6 +99,21 @@ def write_file(path, size, chunk=1 << 20):
             f.write(buf)
 
 
+def wait_durable(api, root, name, size, deadline, interval=0.05):
+    """Polls until the API shows `name` under `root` with `size` bytes and hands out its download
+    URL (the upload is complete); returns that signed URL. `deadline` is time.monotonic()'s."""
+    while True:
+        node = api.resolve(root, name)
+        if node and node.get("size") == size:
+            try:
+                return api.call("GET", f"/v1/nodes/{node['id']}/download")["url"]
+            except Exception:
+                pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} never became durable")
+        time.sleep(interval)
+
+
 def rates(mib, seconds):
     """Samples in MiB/s, in the order taken, the best marked."""
     best = min(seconds)
@@ -148,16 +163,7 @@ def main():
             t0 = time.monotonic()
             write_file(os.path.join(mnt, seq), size)
             closes.append(time.monotonic() - t0)
-            while True:
-                node = api.resolve(root, seq)
-                if node and node.get("size") == size:
-                    try:
-                        api.call("GET", f"/v1/nodes/{node['id']}/download"); break
-                    except Exception:
-                        pass
-                if time.monotonic() - t0 > 900:
-                    raise RuntimeError(f"{seq} never became durable")
-                time.sleep(0.05)
+            signed = wait_durable(api, root, seq, size, deadline=t0 + 900)
             durables.append(time.monotonic() - t0)
         api.call("POST", "/v1/uploads/commit", {"uploadToken": init["uploadToken"], "size": size})
         os.unlink(src)
@@ -171,11 +177,10 @@ def main():
         # gets for the file (the same object, stored as the mount's multipart upload left it),
         # then a read through a fresh mount (neither the kernel nor the daemon has it cached),
         # then the same with -o direct_io (reads bypass the page cache; off by default).
-        dl = api.call("GET", f"/v1/nodes/{node['id']}/download")
         os.sync()   # the disk's write-back done before anything is read
         gets, reads, dio_reads = [], [], []
         for r in range(rounds):
-            gets.append(timed(lambda: run(["curl", "-sf", "-o", "/dev/null", dl["url"]], timeout=600)))
+            gets.append(timed(lambda: run(["curl", "-sf", "-o", "/dev/null", signed], timeout=600)))
             unmount(mnt); mount(mnt, url, keyfile, spool, f"cache_size_mb={args.cache_size_mb}")
             reads.append(timed(lambda: read_file(os.path.join(mnt, seq))))
             pid = daemon_pid(mnt)

@@ -15,7 +15,7 @@ import argparse, os, signal, socket, subprocess, sys, tempfile, time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fs_bench  # noqa: E402  (its server, mount and process bookkeeping)
-from fs_bench import daemon_pid, mount, read_file, run, start_server, unmount, write_file  # noqa: E402
+from fs_bench import daemon_pid, mount, read_file, run, start_server, unmount, wait_durable, write_file  # noqa: E402
 
 SIZE = 1 << 30
 
@@ -76,17 +76,7 @@ def main():
         mnt, spool = os.path.join(tmp, "mnt"), os.path.join(tmp, "spool")
         mount(mnt, url, key_file, spool, args.opts)
         write_file(os.path.join(mnt, "seq.bin"), SIZE)
-        deadline = time.time() + 900
-        while True:
-            node = api.resolve(root, "seq.bin")
-            if node and node.get("size") == SIZE:
-                try:
-                    signed = api.call("GET", f"/v1/nodes/{node['id']}/download")["url"]; break
-                except Exception:
-                    pass
-            if time.time() > deadline:
-                raise RuntimeError("seq.bin never became durable")
-            time.sleep(0.1)
+        signed = wait_durable(api, root, "seq.bin", SIZE, deadline=time.monotonic() + 900, interval=0.1)
         os.sync()
         modes = [("buffered", args.opts)] + ([] if args.no_direct_io else [("direct_io", args.opts + ",direct_io")])
         for r in range(args.rounds):
