@@ -59,10 +59,21 @@ public final class ServerProcess: @unchecked Sendable {
         let pipe = Pipe()
         p.standardOutput = pipe
         p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        // Drained by blocking reads on a thread of its own, not `readabilityHandler`: tearing down
+        // that handler's dispatch read source races the pipe's close in swift-corelibs-libdispatch
+        // (a use-after-free in its epoll bookkeeping, swift-corelibs-libdispatch#949), which
+        // crashed a CI run with SIGSEGV in libdispatch while a test stopped its server.
         let output = self.output
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty { handle.readabilityHandler = nil; output.finish() } else { output.append(data) }
+        let reader = pipe.fileHandleForReading
+        Thread.detachNewThread {
+            var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { read(reader.fileDescriptor, $0.baseAddress, $0.count) }
+                if n > 0 { output.append(Data(chunk[0..<n])); continue }
+                if n < 0 && errno == EINTR { continue }
+                break
+            }
+            output.finish()
         }
         do { try p.run() } catch {
             dir.remove()
