@@ -5,7 +5,7 @@
 //
 //   MountRoset (mount.roset) ─▶ MountHelper ─▶ CMount
 //            └──────────────▶ RosetFUSE ─▶ RosetFS ─▶ RosetClient ─▶ CCurl, CPipes (splice)
-//                                  └─▶ CFuse    └─▶ COpenSSL (SHA-256), CPipes
+//                                  └─▶ CFuse    └─▶ COpenSSL (SHA-256), CCRC32C, CPipes
 //   RosetServerMain (roset-server) ─▶ RosetServer ─▶ Hummingbird, GRDB, Crypto
 //
 // Setting ROSET_WITHOUT_SERVER=1 leaves the server and its (slow to build) dependencies out, for
@@ -37,11 +37,13 @@ var targets: [Target] = [
                    providers: [.apt(["libssl-dev"])]),
     // glibc's splice(2), F_SETPIPE_SZ, FIONREAD and sync_file_range(2) (header only).
     .systemLibrary(name: "CPipes", path: "Sources/CPipes"),
+    // CRC32C of spool data, through SSE4.2's crc32 instruction where present (header only).
+    .systemLibrary(name: "CCRC32C", path: "Sources/CCRC32C"),
     // glibc's mallopt(3) (header only).
     .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
 
     .target(name: "RosetClient", dependencies: ["CCurl", "CPipes", logging]),
-    .target(name: "RosetFS", dependencies: ["RosetClient", "COpenSSL", "CPipes", logging]),
+    .target(name: "RosetFS", dependencies: ["RosetClient", "COpenSSL", "CPipes", "CCRC32C", logging]),
     .target(name: "RosetFUSE", dependencies: ["CFuse", "RosetFS", logging]),
     .target(name: "MountHelper", dependencies: ["CMount", argumentParser, logging]),
     .executableTarget(name: "MountRoset",

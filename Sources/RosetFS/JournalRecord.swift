@@ -7,7 +7,7 @@ import RosetClient
 enum SpoolEntryState: String, Codable, Sendable {
     /// Still being written; the data is not fsynced. Recovered under a visible new name.
     case open
-    /// Closed: the data file is fsynced and its sha256 recorded. Uploaded as is.
+    /// Closed: the data file is fsynced and its checksum recorded. Uploaded as is.
     case sealed
     /// An upload session exists (`upload`); finished parts are listed.
     case uploading
@@ -40,7 +40,9 @@ struct UploadProgress: Codable, Hashable, Sendable {
 }
 
 struct JournalRecord: Codable, Hashable, Sendable {
-    static let currentFormat = 1
+    /// 2: the data file's checksum is `crc32c`. 1 kept `sha256` instead; such records are still
+    /// read, and verified by it.
+    static let currentFormat = 2
 
     var format: Int = JournalRecord.currentFormat
     var entryId: String
@@ -49,7 +51,9 @@ struct JournalRecord: Codable, Hashable, Sendable {
     var state: SpoolEntryState
     var target: SpoolTarget
     var size: Int64
-    /// Hex sha256 of the data file; set from `sealed` on.
+    /// CRC32C (8 hex digits) of the data file; set from `sealed` on (format 2).
+    var crc32c: String?
+    /// Hex sha256 of the data file, which format-1 records kept instead of `crc32c`.
     var sha256: String?
     /// Metadata for the node the upload creates (posix.*, xattr.*).
     var metadata: [String: JSONValue]?

@@ -40,9 +40,13 @@ extension RosetFileSystem {
         guard e.phase == .writing else { return }
         try e.data.sync()
         spool.syncFolder(spool.dataFolder)
-        let digest: String
-        if let h = e.hasher, h.count == e.record.size { digest = h.hexDigest() } else { digest = try e.data.digest() }
-        e.record.sha256 = digest
+        if let sum = e.runningChecksum, sum.count == e.record.size {
+            e.record.crc32c = sum.hexDigest()
+        } else {
+            e.record.crc32c = try e.data.crc32c()
+        }
+        e.record.sha256 = nil
+        e.record.format = JournalRecord.currentFormat
         try e.persist(spool, state: .sealed, durable: true, now: now)
         e.phase = .queued
         e.failedAttempts = 0
@@ -57,6 +61,7 @@ extension RosetFileSystem {
         e.generation += 1
         e.phase = .writing
         dropUploadSession(e)
+        e.record.crc32c = nil
         e.record.sha256 = nil
         try? e.persist(spool, state: .open, durable: false, now: now)
         budget.drainEnded()
@@ -142,7 +147,7 @@ extension RosetFileSystem {
         e.materializing = true
         let data = e.data
         e.cond.unlock()
-        var hasher = SHA256Hasher()
+        var sum = CRC32C()
         var total: Int64 = 0
         var failure: Error?
         do {
@@ -157,7 +162,7 @@ extension RosetFileSystem {
                 }
                 if n <= 0 { break }
                 try buffer.withUnsafeBytes { try data.pwrite(UnsafeRawBufferPointer(rebasing: $0[0..<n]), offset: total) }
-                buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                buffer.withUnsafeBytes { sum.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
                 total += Int64(n)
             }
             budget.adjust(total - reader.size)
@@ -170,7 +175,7 @@ extension RosetFileSystem {
         if let failure { throw failure }
         e.materialized = true
         e.record.size = total
-        e.hasher = hasher
+        e.runningChecksum = sum
     }
 
     func truncateLocked(_ e: SpoolEntry, to size: Int64) throws {
@@ -183,7 +188,11 @@ extension RosetFileSystem {
         try e.data.truncate(to: size)
         budget.adjust(size - old)
         e.record.size = size
-        if size == 0 { e.hasher = SHA256Hasher() } else if let h = e.hasher, h.count > size || size > old { e.hasher = nil }
+        if size == 0 {
+            e.runningChecksum = CRC32C()
+        } else if let sum = e.runningChecksum, sum.count > size || size > old {
+            e.runningChecksum = nil
+        }
         markWritten(e)
     }
 
@@ -198,7 +207,7 @@ extension RosetFileSystem {
         e.record.metadata?[PosixMetadata.mtime] = nil
         if e.record.target.nodeId != nil { e.dropRemoteMtime = true }
         // A streamed session holds parts of what was there: a change below them ends it.
-        if e.phase == .writing, e.record.upload != nil, (e.hasher?.count ?? -1) < uploader.streamedExtent(e) {
+        if e.phase == .writing, e.record.upload != nil, (e.runningChecksum?.count ?? -1) < uploader.streamedExtent(e) {
             dropUploadSession(e)
         }
     }
@@ -400,8 +409,8 @@ extension RosetFileSystem {
         let newSize = max(old, end)
         e.record.size = newSize
         budget.adjust((newSize - old) - growth)
-        if var h = e.hasher {
-            if offset == h.count { h.update(data); e.hasher = h } else { e.hasher = nil }
+        if var sum = e.runningChecksum {
+            if offset == sum.count { sum.update(data); e.runningChecksum = sum } else { e.runningChecksum = nil }
         }
         markWritten(e)
         uploader.streamFullParts(e)

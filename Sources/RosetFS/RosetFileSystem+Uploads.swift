@@ -5,7 +5,7 @@
 // file): sealed and uploading entries resume (completed parts kept while the token is valid);
 // entries still open at the crash are uploaded as `NAME.recovered-<UTC>` beside the original;
 // a new version whose node changed on the server since its base goes to `NAME.conflict-<UTC>`;
-// a data file whose sha256 does not match, or with no valid record, goes to dead/ with a reason.
+// a data file whose checksum does not match, or with no valid record, goes to dead/ with a reason.
 import Foundation
 import Logging
 import RosetClient
@@ -171,7 +171,9 @@ extension RosetFileSystem: UploadDelegate {
                 record.target = SpoolTarget(parentId: record.target.parentId, name: "\(record.target.name).recovered-\(stamp)")
                 record.size = data.size()
                 record.upload = nil
-                record.sha256 = (try? data.digest()) ?? ""
+                record.crc32c = (try? data.crc32c()) ?? ""
+                record.sha256 = nil
+                record.format = JournalRecord.currentFormat
                 record.sequence += 1
                 record.state = .sealed
                 do {
@@ -184,8 +186,7 @@ extension RosetFileSystem: UploadDelegate {
                 }
                 logger.warning("spool: file open at the crash recovered under a new name", metadata: ["name": "\(record.target.name)"])
             } else {
-                let digest = try? data.digest()
-                guard digest == record.sha256, data.size() == record.size else {
+                guard data.matches(record) else {
                     let dead = spool.moveToDeadLetter(entryId: id, reason: "data checksum does not match its journal record")
                     logger.error("spool: data checksum mismatch, kept as a dead letter", metadata: ["path": "\(dead)"])
                     continue
@@ -204,7 +205,7 @@ extension RosetFileSystem: UploadDelegate {
             }
             let entry = SpoolEntry(id: id, record: record, data: data, phase: .queued, materialized: true,
                                    modifiedAt: Date(timeIntervalSince1970: record.modifiedAt))
-            entry.hasher = nil
+            entry.runningChecksum = nil
             entry.hasStrayJournalFiles = entriesWithLayout1Files.contains(id)
             if register(entry) !== entry { continue }
             budget.adjust(record.size)

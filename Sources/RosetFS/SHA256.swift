@@ -1,7 +1,8 @@
-// SHA-256 of spool data and journal records, through libcrypto (OpenSSL), whose assembly runs at
-// GB/s: the write path hashes sequential writes as they arrive, so a slow hash would cap write
-// throughput. `SHA256Hasher` is a value: copying it copies the running state (SHA256_CTX is a
-// plain C struct), so `finalize()` on a copy leaves the original usable.
+// SHA-256 through libcrypto (OpenSSL): each journal record's checksum line, the spool folder's
+// name, and the data checksum of format-1 journal records (format 2 keeps a CRC32C instead, which
+// costs the writer a fifth as much; see CRC32C.swift). `SHA256Hasher` is a value: copying it
+// copies the running state (SHA256_CTX is a plain C struct), so `finalize()` on a copy leaves the
+// original usable.
 import COpenSSL
 
 struct SHA256Hasher {

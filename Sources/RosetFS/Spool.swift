@@ -9,7 +9,8 @@
 //     STATUS               the holder's state and upload counters (SpoolStatus.swift); not
 //                          needed by recovery, read by `mount.roset status`
 //     IDENTITY             "roset-spool 2", the api URL (userinfo removed) and the mount id
-//     data/<entryId>       the file's full content (entryId: lowercase UUID)
+//     data/<entryId>       the file's full content (entryId: lowercase UUID); its CRC32C is in
+//                          the sealed record (a format-1 record kept its sha256 instead)
 //     journal/<entryId>.rec  the entry's journal records (JournalRecord.swift), appended as
 //                          frames (JournalLog.swift); layout 1 wrote one file per record,
 //                          `<entryId>.<sequence, 10 digits>.rec`, which is still read
@@ -133,17 +134,32 @@ final class SpoolDataFile: @unchecked Sendable {
 
     func sync() throws { guard fsync(fd) == 0 else { throw FSError(EIO) } }
 
-    /// sha256 of the whole file, read back from disk.
-    func digest() throws -> String {
+    /// CRC32C of the whole file, read back from disk.
+    func crc32c() throws -> String {
+        var sum = CRC32C()
+        try readBack { sum.update($0) }
+        return sum.hexDigest()
+    }
+
+    /// Whether the file holds what `record` was sealed with: its size, and its `crc32c` (or, in
+    /// a format-1 record, its `sha256`). A record with neither matches nothing.
+    func matches(_ record: JournalRecord) -> Bool {
+        guard size() == record.size else { return false }
+        if let expected = record.crc32c { return (try? crc32c()) == expected }
+        guard let expected = record.sha256 else { return false }
         var hasher = SHA256Hasher()
+        guard (try? readBack { hasher.update($0) }) != nil else { return false }
+        return hasher.hexDigest() == expected
+    }
+
+    private func readBack(_ consume: ([UInt8]) -> Void) throws {
         var offset: Int64 = 0
         while true {
             let chunk = try pread(offset: offset, count: 1 << 20)
             if chunk.isEmpty { break }
-            hasher.update(chunk)
+            consume(chunk)
             offset += Int64(chunk.count)
         }
-        return hasher.hexDigest()
     }
 }
 

@@ -5,7 +5,7 @@
 // - `generation` grows whenever the entry is reopened or cancelled, so an upload attempt started
 //   for an older generation abandons itself at its next checkpoint and never completes stale data;
 // - while `phase == .completing` nobody reopens, retargets or cancels: they wait.
-// - while the entry is written sequentially (`hasher != nil`), bytes [0, size) are in the data
+// - while the entry is written sequentially (`runningChecksum != nil`), bytes [0, size) are in the data
 //   file, so full parts below `size` may be uploaded before the close (streaming, see Uploader);
 //   such parts are recorded in `record.upload` only while its token is the one they were sent for.
 import Foundation
@@ -36,8 +36,9 @@ final class SpoolEntry: @unchecked Sendable {
     /// leaves it a new target to find), and so do writes and closes unless it is a streaming init.
     var initInFlight = false
     var initIsStreaming = false
-    /// Running sha256 of bytes [0, hasher.count) while writes are sequential appends.
-    var hasher: SHA256Hasher? = SHA256Hasher()
+    /// CRC32C of bytes [0, runningChecksum.count) while writes are sequential appends, so the
+    /// seal need not read the file back.
+    var runningChecksum: CRC32C? = CRC32C()
     var modifiedAt: Date
     var writeCount = 0
     /// setattr's mtime, shown until the next write.

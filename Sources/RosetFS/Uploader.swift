@@ -482,7 +482,7 @@ final class Uploader: @unchecked Sendable {
 
     /// Caller holds cond.
     private func hasStreamablePart(_ entry: SpoolEntry) -> Bool {
-        entry.phase == .writing && entry.hasher != nil && entry.materialized && !entry.unlinked && !entry.streamingFailed
+        entry.phase == .writing && entry.runningChecksum != nil && entry.materialized && !entry.unlinked && !entry.streamingFailed
             && entry.nextStreamedPart <= PartPlan.maxParts
             && entry.record.size >= Int64(entry.nextStreamedPart) * configuredPartSize
     }
