@@ -29,6 +29,7 @@ import sys, tempfile, time, urllib.request
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from roset_api import API  # noqa: E402
+from fs_bench import cpu_seconds, vm_hwm_mb  # noqa: E402  (/proc readers shared with fs_bench, read_rounds)
 
 import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
@@ -121,26 +122,6 @@ def daemon_pids(mnt, names):
         if argv and os.path.basename(argv[0]) in names and mnt in argv:
             out.append(int(d))
     return out
-
-
-def vm_hwm_mib(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-
-
-def cpu_seconds(pid):
-    """User + system CPU of a process (all its threads) so far, or None."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def unmount(mnt, janitor, daemons=(), wait_exit=60):
@@ -279,7 +260,7 @@ class Client:
 
     def sample_rss(self):
         for pid in self.daemons():
-            v = vm_hwm_mib(pid)
+            v = vm_hwm_mb(pid)
             if v is not None:
                 self.hwm = max(self.hwm or 0, v)
 
@@ -505,7 +486,7 @@ class Bench:
             used = {k: cpu_seconds(p) - before[k] for k, p in watched.items()
                     if before[k] is not None and cpu_seconds(p) is not None}
             if client is not None and wall >= 1 and "mount" not in name:
-                hwm = [vm_hwm_mib(p) for p in client.daemons()[:1]]
+                hwm = [vm_hwm_mb(p) for p in client.daemons()[:1]]
                 if hwm and hwm[0] is not None:
                     used[f"{who} VmHWM MiB"] = hwm[0]
                 self.cpu_rows.append((who, name, wall, used))
@@ -1024,7 +1005,7 @@ def main():
         for c in bench.clients:
             if is_mounted(c.mnt):
                 c.sample_rss()
-        bench.service_rss = {name: vm_hwm_mib(pid) for name, pid in janitor.groups}
+        bench.service_rss = {name: vm_hwm_mb(pid) for name, pid in janitor.groups}
         janitor.cleanup()
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -88,6 +88,16 @@ def vm_hwm_mb(pid):
         return None
 
 
+def cpu_seconds(pid):
+    """User + system CPU of a process (all its threads) so far, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def timed(fn):
     t = time.monotonic(); fn(); return time.monotonic() - t
 

@@ -15,15 +15,9 @@ import argparse, os, signal, socket, subprocess, sys, tempfile, time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fs_bench  # noqa: E402  (its server, mount and process bookkeeping)
-from fs_bench import daemon_pid, mount, read_file, run, start_server, unmount, wait_durable, write_file  # noqa: E402
+from fs_bench import cpu_seconds, daemon_pid, mount, read_file, run, start_server, unmount, wait_durable, write_file  # noqa: E402
 
 SIZE = 1 << 30
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def busy_seconds():
