@@ -165,11 +165,16 @@ def main():
         init = api.call("POST", "/v1/uploads/init", {"parentId": root, "name": "direct.bin", "size": size, "multipart": False})
         puts, closes, durables = [], [], []
         seq = None
+        # Each transfer starts from a clean page cache (os.sync() first): otherwise it shares the
+        # disk with the write-back of the gigabyte before it, and only the first PUT of a run
+        # would not.
         for r in range(rounds):
+            os.sync()
             puts.append(timed(lambda: run(["curl", "-sf", "-o", "/dev/null", "-T", src, init["uploadUrl"]], timeout=600)))
             if seq:
                 os.unlink(os.path.join(mnt, seq))   # the previous round's file: keeps the disk use at one copy
             seq = f"seq{r}.bin"
+            os.sync()
             t0 = time.monotonic()
             write_file(os.path.join(mnt, seq), size)
             closes.append(time.monotonic() - t0)
