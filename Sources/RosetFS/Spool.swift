@@ -128,6 +128,18 @@ final class SpoolDataFile: @unchecked Sendable {
         _ = roset_start_writeback(fd, first * window, (last - first) * window)
     }
 
+    /// Drops [offset, offset + count) from the page cache where it is already on disk (clean
+    /// pages; dirty ones stay), in whole folios: ext4 caches a file in folios of up to 2 MiB,
+    /// naturally aligned, so a range is dropped entirely when its ends are 2 MiB aligned (parts
+    /// are). Called once the store has confirmed a range: the uploader is done with it, and a
+    /// reader of the pending file still gets it from the disk. Otherwise a large file written
+    /// through the mount keeps a second copy of itself cached until its upload completes, which
+    /// pushes the machine's other cached data out and, in a VM whose freed memory goes back to
+    /// the host, makes every later write land in memory the host must hand out afresh.
+    func dropFromPageCache(offset: Int64, count: Int64) {
+        _ = posix_fadvise(fd, off_t(offset), off_t(count), POSIX_FADV_DONTNEED)
+    }
+
     func truncate(to size: Int64) throws {
         guard ftruncate(fd, off_t(size)) == 0 else { throw FSError(errno == ENOSPC ? ENOSPC : EIO) }
     }

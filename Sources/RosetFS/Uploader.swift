@@ -548,7 +548,9 @@ final class Uploader: @unchecked Sendable {
         let data = entry.cond.withLock { entry.data }
         while true {
             do {
-                return try store.write(url: url, fileDescriptor: data.fd, offset: offset, length: length)
+                let etag = try store.write(url: url, fileDescriptor: data.fd, offset: offset, length: length)
+                data.dropFromPageCache(offset: offset, count: length)
+                return etag
             } catch let e as RosetError where e.kind == .urlRejected && refreshes < 3 && viaPartURL {
                 refreshes += 1
                 url = try controlPlane.partUploadURL(token: token, partNumber: partNumber)

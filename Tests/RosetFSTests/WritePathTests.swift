@@ -36,6 +36,42 @@ import RosetClient
         #expect(try h.fs.getattr(inode: inode, handle: nil).attributes.size == 10_000)
     }
 
+    @Test func rangesTheStoreConfirmedLeaveThePageCache() throws {
+        // Parts of 4 MiB: ext4 caches in folios of up to 2 MiB, and only whole ones are dropped.
+        let h = try Harness { _, t in
+            t.partSizeBytes = 4 << 20
+            t.streamParts = false
+        }
+        h.cloud.block("initUpload")
+        h.cloud.block("completeUpload")
+        let content = pattern(16 << 20)
+        let inode = try h.writeFile("big.bin", content)
+        let data = h.spoolFolder + "/data/" + h.files("data")[0]
+        #expect(residentPages(data) > 0, "just written and sealed: still cached")
+        h.cloud.unblock("initUpload")
+        #expect(h.cloud.waitUntilBlocked("completeUpload"))
+        #expect(residentPages(data) == 0, "every part is confirmed: none of the file stays cached")
+        #expect(try h.readAll(inode) == content)   // read your own writes, now from the disk
+        h.cloud.unblock("completeUpload")
+        #expect(h.drain())
+        #expect(h.cloud.content(of: h.cloud.child("big.bin")!.id) == content)
+    }
+
+    /// Pages of the file at `path` in the page cache (mincore(2) of a mapping that faults none in).
+    func residentPages(_ path: String) -> Int {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return -1 }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_size > 0 else { return -1 }
+        let length = Int(st.st_size)
+        guard let map = mmap(nil, length, PROT_READ, MAP_SHARED, fd, 0), map != MAP_FAILED else { return -1 }
+        defer { munmap(map, length) }
+        var pages = [UInt8](repeating: 0, count: (length + 4095) / 4096)
+        guard mincore(map, length, &pages) == 0 else { return -1 }
+        return pages.filter { $0 & 1 != 0 }.count
+    }
+
     @Test func anotherClientsUnfinishedUploadReadsAsEmpty() throws {
         let h = try Harness()
         // Another client has initialised an upload: the server shows the node, with no content yet.
