@@ -130,8 +130,9 @@ final class SpoolDataFile: @unchecked Sendable {
 
     /// Drops [offset, offset + count) from the page cache where it is already on disk (clean
     /// pages; dirty ones stay), in whole folios: ext4 caches a file in folios of up to 2 MiB,
-    /// naturally aligned, so a range is dropped entirely when its ends are 2 MiB aligned (parts
-    /// are). Called once the store has confirmed a range: the uploader is done with it, and a
+    /// naturally aligned, so a range is dropped entirely when its ends are 2 MiB aligned (the
+    /// default 16 MiB parts are; with an odd `part_size_mb` a folio across a boundary stays until
+    /// the upload completes). Called once the store has confirmed a range: the uploader is done with it, and a
     /// reader of the pending file still gets it from the disk. Otherwise a large file written
     /// through the mount keeps a second copy of itself cached until its upload completes, which
     /// pushes the machine's other cached data out and, in a VM whose freed memory goes back to
