@@ -982,6 +982,16 @@ def main():
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("compare.py: run as root (mounts, umount)")
+    # Checked before anything starts, so a fresh machine learns all it lacks at once, not one
+    # failed step at a time 20 minutes in.
+    needed = {"fio": "fio", "curl": "curl", "tar": "tar", "moto_server": "pip: moto[server]"}
+    needed.update({c: c for c in ("s3fs", "rclone") if c in a.clients.split(",")})
+    missing = [pkg for tool, pkg in needed.items() if not shutil.which(tool)]
+    if missing:
+        debs = [p for p in missing if not p.startswith("pip:")]
+        sys.exit("compare.py: missing " + ", ".join(missing) +
+                 (f"; install with: apt-get install -y {' '.join(debs)}" if debs else "") +
+                 ("; python3 -m pip install 'moto[server]'" if len(debs) < len(missing) else ""))
     csv_path = a.csv or time.strftime("/tmp/roset-compare-%Y%m%d-%H%M%S.csv", time.gmtime())
 
     def on_signal(sig, _frame):
