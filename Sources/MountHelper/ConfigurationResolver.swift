@@ -73,6 +73,8 @@ public enum ConfigurationResolver {
         config.spliceRead = settings.spliceRead
         if let v = settings.uploadDelayMs { config.uploadDelayMs = v }
         if let v = settings.shutdownGrace { config.shutdownGrace = v }
+        if let v = settings.requestTimeout { config.requestTimeout = v }
+        if let v = settings.retries { config.maxAttempts = v + 1 }
         config.allowOther = settings.allowOther
         config.allowRoot = settings.allowRoot
         config.defaultPermissions = settings.defaultPermissions
@@ -125,6 +127,7 @@ struct OptionSettings {
     var spliceRead = true
     var foreground = false, debug = false, logFile: String?, shutdownGrace: Double?
     var maxThreads: Int?, readAheadKB: Int?
+    var requestTimeout: Double?, retries: Int?
 
     static let opposites: [MountConfiguration.VFSFlag: MountConfiguration.VFSFlag] = [
         .nosuid: .suid, .suid: .nosuid, .nodev: .dev, .dev: .nodev, .noexec: .exec, .exec: .noexec,
@@ -172,6 +175,11 @@ struct OptionSettings {
         case "shutdown_grace": shutdownGrace = try seconds(option)
         case "max_threads": maxThreads = try integer(option, minimum: 1, maximum: 1024)
         case "read_ahead_kb": readAheadKB = try integer(option, minimum: 0, maximum: 1 << 20)
+        case "request_timeout":
+            let s = try seconds(option)
+            guard s > 0 else { throw MountHelperError("bad value for request_timeout: 0 would fail every call; give seconds > 0") }
+            requestTimeout = s
+        case "retries": retries = try integer(option, minimum: 0, maximum: 100)
         default:
             if ConfigurationResolver.keyOptionNames.contains(name) {
                 throw MountHelperError(

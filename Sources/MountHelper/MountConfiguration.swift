@@ -19,7 +19,11 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
     public var apiURL: URL
     public var apiKey: APIKey
     public var connectTimeout: Double = 10
+    /// One attempt of a control-plane call (request_timeout=).
     public var requestTimeout: Double = 60
+    /// Attempts per call once mounted, the first included (retries= plus one). A call that
+    /// fails them all becomes EIO in the application that made it.
+    public var maxAttempts: Int = 10
 
     // Filesystem (RosetFS.FileSystemConfiguration)
     public var cacheTTL: Double = 300
@@ -94,6 +98,7 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
             "uid=\(uid)", "gid=\(gid)", "umask=\(octal(umask))", "file_mode=\(octal(fileMode))",
             "dir_mode=\(octal(dirMode))", "spool_dir=\(spoolDirectory)", "spool_max_mb=\(spoolMaxMB)",
             "upload_concurrency=\(uploadConcurrency)", "part_size_mb=\(partSizeMB)", "close_wait=\(closeWait)", "direct_io=\(directIO)", "splice_read=\(spliceRead)",
+            "request_timeout=\(requestTimeout)", "retries=\(maxAttempts - 1)",
             "upload_delay_ms=\(uploadDelayMs)", "shutdown_grace=\(shutdownGrace)", "allow_other=\(allowOther)", "allow_root=\(allowRoot)",
             "default_permissions=\(defaultPermissions)", "max_threads=\(maxThreads)", "read_ahead_kb=\(readAheadKB)",
             "vfs=\(vfsFlags.map(\.rawValue).sorted().joined(separator: "+"))",

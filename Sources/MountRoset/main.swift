@@ -27,14 +27,15 @@ func makeFileSystem(_ config: MountConfiguration) throws -> FileSystemOperations
     }
     // A wrong key or an unreachable control plane fails the mount after the client's usual few
     // attempts. Once mounted, a failed call becomes an errno in some application, so the
-    // mount's own client tries harder: with 20% of answers failing (a flaky store), 10 attempts
-    // leave about one call in four million failing, where 5 left one in two thousand.
+    // mount's own client tries harder: with 20% of answers failing (a flaky store), the default
+    // 10 attempts (retries=9) leave about one call in four million failing, where 5 left one in
+    // two thousand.
     do {
-        _ = try client(maxAttempts: 5).resolveRoot()
+        _ = try client(maxAttempts: min(5, config.maxAttempts)).resolveRoot()
     } catch let error as RosetError {
         throw MountHelperError(startupMessage(for: error, config: config), exitStatus: MountHelperError.mountFailureStatus)
     }
-    let client = client(maxAttempts: 10)
+    let client = client(maxAttempts: config.maxAttempts)
     var fs = FileSystemConfiguration(apiURL: client.configuration.apiURL, mountId: config.mountId ?? "default",
                                      spoolDirectory: config.spoolDirectory)
     fs.cacheTTL = config.cacheTTL

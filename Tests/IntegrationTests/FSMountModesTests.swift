@@ -1,6 +1,7 @@
 // Mount modes through a real mount: `ro` refuses every mutation with EROFS and writes nothing to
 // the spool; SIGTERM with an upload pending exits, unmounts, and leaves the data either uploaded
-// or sealed in the spool for the next mount, which uploads it.
+// or sealed in the spool for the next mount, which uploads it; request_timeout= and retries=
+// bound how long a call to an unresponsive control plane keeps an application waiting.
 import Foundation
 import RosetClient
 import Testing
@@ -113,6 +114,30 @@ struct FSMountModesTests {
             try f.server.clearFaults()
             try f.mountAgain()
             #expect(f.eventually { (try? f.remoteContent("pending")) == bytes })
+        }
+    }
+
+    @Test func anUnresponsiveControlPlaneFailsWithEIOWithinRequestTimeoutTimesAttempts() throws {
+        try MountedRoset.with(options: ["request_timeout=1", "retries=1"]) { f in
+            #expect(Posix.write(f.path("before"), [7]) == .ok)
+            // SIGSTOP: the server's socket still accepts connections, but nothing answers,
+            // which is what a hung control plane looks like from here.
+            let serverPID = f.server.pid
+            #expect(kill(serverPID, SIGSTOP) == 0)
+            var resumed = false
+            defer { if !resumed { kill(serverPID, SIGCONT) } }
+            let started = Date()
+            let (result, _) = Posix.stat(f.path("never-looked-up"))
+            let waited = Date().timeIntervalSince(started)
+            #expect(result == .failed(EIO))
+            // Two attempts of 1 s each, plus a backoff of at most 0.2 s; the default would be
+            // 10 attempts of 30 s.
+            #expect(waited >= 1.5 && waited < 15, "waited \(waited) s")
+            kill(serverPID, SIGCONT)
+            resumed = true
+            #expect(Posix.stat(f.path("before")).1.st_size == 1)
+            #expect(Posix.write(f.path("after"), [8]) == .ok)
+            #expect(Posix.read(f.path("after")).1 == [8])
         }
     }
 }

@@ -130,7 +130,8 @@ private func optionNamesInResolver() throws -> Set<String> {
                          "dir_mode": "0755", "max_read": "131072", "blksize": "4096", "spool_dir": "/tmp/s",
                          "mount_id": "m", "log_file": "/tmp/l"][name]
             let numeric = ["cache_ttl", "cache_size_mb", "spool_max_mb", "upload_concurrency", "part_size_mb",
-                           "shutdown_grace", "max_threads", "upload_delay_ms", "read_ahead_kb"].contains(name)
+                           "shutdown_grace", "max_threads", "upload_delay_ms", "read_ahead_kb", "request_timeout",
+                           "retries"].contains(name)
             let optstr = value.map { "\(name)=\($0)" } ?? (numeric ? "\(name)=8" : name)
             var request = MountRequest(spec: "default", mountpoint: "/mnt/x", options: try MountOptionList.parse(optstr))
             request.sloppy = false
@@ -169,6 +170,8 @@ private func optionNamesInResolver() throws -> Set<String> {
             "shutdown_grace": number(config.shutdownGrace),
             "max_threads": String(config.maxThreads),
             "read_ahead_kb": String(config.readAheadKB),
+            "request_timeout": number(config.requestTimeout),
+            "retries": String(config.maxAttempts - 1),
             "umask": String(config.umask, radix: 8).count < 3 ? "0" + String(config.umask, radix: 8) : String(config.umask, radix: 8),
             "spool_dir": config.spoolDirectory,
         ]

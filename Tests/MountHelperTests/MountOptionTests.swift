@@ -84,6 +84,15 @@ func refusal(_ body: () throws -> Any) -> MountHelperError? {
         #expect(m.fileMode == 0o600 && m.dirMode == 0o700)
     }
 
+    @Test func requestTimeoutAndRetries() throws {
+        let defaults = try resolve("cache_ttl=1")
+        #expect(defaults.requestTimeout == 60 && defaults.maxAttempts == 10)
+        let c = try resolve("request_timeout=2.5,retries=0")
+        #expect(c.requestTimeout == 2.5 && c.maxAttempts == 1)
+        #expect(try resolve("retries=100").maxAttempts == 101)
+        #expect(c.description.contains("request_timeout=2.5") && c.description.contains("retries=0"))
+    }
+
     @Test func userAndGroupNames() throws {
         let c = try resolve("uid=root,gid=root")
         #expect(c.uid == 0 && c.gid == 0)
@@ -115,6 +124,8 @@ func refusal(_ body: () throws -> Any) -> MountHelperError? {
             ("dir_mode=77777", "dir_mode"), ("max_read=12x", "max_read"), ("shutdown_grace=soon", "shutdown_grace"),
             ("ro=1", "ro"), ("close_wait=maybe", "close_wait"), ("direct_io=2", "direct_io"), ("spool_dir=", "spool_dir"),
             ("upload_delay_ms=-1", "upload_delay_ms"), ("upload_delay_ms=soon", "upload_delay_ms"),
+            ("request_timeout=0", "seconds > 0"), ("request_timeout=soon", "request_timeout"),
+            ("retries=-1", "negative"), ("retries=101", "maximum"), ("retries=", "retries"),
         ]
         for (option, word) in cases {
             let e = refusal { try resolve(option) }
