@@ -7,6 +7,8 @@ import Foundation
 public enum HelperArguments {
     public static let usage = """
         usage: mount.roset SPEC DIR [-s] [-f] [-n] [-v] [-N NAMESPACE] [-o OPTIONS] [-t TYPE]
+               mount.roset status DIR [--json]
+               mount.roset --version
           SPEC     the Roset mount id; `default` (or `roset`) for the account's default mount
           DIR      the mount point (an existing folder)
           -s       sloppy: unknown options are warnings, not errors

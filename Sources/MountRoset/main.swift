@@ -172,6 +172,12 @@ func serve(_ config: MountConfiguration, _ reporter: ReadinessReporter) -> Int32
     return result == 0 ? 0 : 1
 }
 
+// Asked for by bug reports and packaging scripts; answered before any option parsing, so it
+// works under every name the binary has.
+if ["--version", "-V"].contains(CommandLine.arguments.dropFirst().first ?? "") && CommandLine.arguments.count == 2 {
+    print("mount.roset \(RosetClientVersion.current) (libfuse \(FUSESession.libfuseVersion))")
+    exit(0)
+}
 if let status = StatusCommandLine.parse(Array(CommandLine.arguments.dropFirst())) {
     exit(StatusCommand.run(status))
 }

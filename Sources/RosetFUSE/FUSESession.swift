@@ -19,6 +19,8 @@ public final class FUSESession: @unchecked Sendable {
     /// Sent to the loop thread to interrupt its wait; its handler does nothing. `run()` unblocks
     /// it in its own thread.
     public static let wakeupSignal: Int32 = SIGUSR2
+    /// The libfuse this binary runs against, as the library reports it (for --version).
+    public static var libfuseVersion: String { String(cString: fuse_pkgversion()) }
 
     public let mountpoint: String
     public let options: FUSEMountOptions

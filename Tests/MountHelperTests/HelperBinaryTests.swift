@@ -49,6 +49,18 @@ func runHelper(_ arguments: [String], environment: [String: String] = [:], binar
         cleanup()
     }
 
+    @Test func versionNamesTheProgramAndItsLibfuse() throws {
+        defer { cleanup() }
+        for flag in ["--version", "-V"] {
+            let r = try runHelper([flag])
+            #expect(r.status == 0, "\(flag): \(r.stderr)")
+            #expect(r.stdout.hasPrefix("mount.roset 0.") && r.stdout.contains("(libfuse 3."), "\(flag): \(r.stdout)")
+        }
+        // Only alone: after SPEC and DIR it is an unknown flag, as before, with the usage.
+        let mixed = try runHelper(["default", mountpoint, "-V"])
+        #expect(mixed.status != 0 && mixed.stderr.contains("unknown flag -V"), "\(mixed.stderr)")
+    }
+
     @Test func badInputsGiveTheirMessageAndStatus() throws {
         defer { cleanup() }
         let cases: [([String], String)] = [
