@@ -130,7 +130,7 @@ struct FSMountModesTests {
             let (result, _) = Posix.stat(f.path("never-looked-up"))
             let waited = Date().timeIntervalSince(started)
             #expect(result == .failed(EIO))
-            // Two attempts of 1 s each, plus a backoff of at most 0.2 s; the default would be
+            // Two attempts of 1 s each, plus a backoff of at most 0.1 s; the default would be
             // 10 attempts of 30 s.
             #expect(waited >= 1.5 && waited < 15, "waited \(waited) s")
             kill(serverPID, SIGCONT)
