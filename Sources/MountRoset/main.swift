@@ -174,7 +174,7 @@ func serve(_ config: MountConfiguration, _ reporter: ReadinessReporter) -> Int32
 
 // Asked for by bug reports and packaging scripts; answered before any option parsing, so it
 // works under every name the binary has.
-if ["--version", "-V"].contains(CommandLine.arguments.dropFirst().first ?? "") && CommandLine.arguments.count == 2 {
+if CommandLine.arguments.count == 2, ["--version", "-V"].contains(CommandLine.arguments[1]) {
     print("mount.roset \(RosetClientVersion.current) (libfuse \(FUSESession.libfuseVersion))")
     exit(0)
 }
