@@ -171,6 +171,12 @@ public final class FUSESession: @unchecked Sendable {
 
     // MARK: - Mount point checks
 
+    /// The fstype (`fuse.roset`, `ext4`, ...) of the topmost mount on `path`, from
+    /// /proc/self/mountinfo; nil when nothing is mounted there. Never touches `path` itself.
+    public static func mountType(at path: String) -> String? {
+        MountTable.entries().last { $0.mountPoint == path }?.fsType
+    }
+
     /// The mount point checks `mount()` makes, for callers that want them before doing anything
     /// costly (authenticating, taking the spool's lock): a missing folder, a file, or a folder
     /// that is already a mount fail here with their own message. Returns the canonical path.
@@ -183,7 +189,7 @@ public final class FUSESession: @unchecked Sendable {
         if stat(raw, &st) != 0 {
             switch errno {
             case ENOENT: throw FUSEMountError.mountpointMissing(raw)
-            case ENOTCONN: throw FUSEMountError.alreadyMounted(raw)   // a dead FUSE mount is still a mount
+            case ENOTCONN: throw FUSEMountError.deadMount(raw)   // a dead FUSE mount is still a mount
             case EACCES, EPERM: throw FUSEMountError.permissionDenied(raw, detail: String(cString: strerror(errno)))
             default: throw FUSEMountError.mountFailed(raw, detail: String(cString: strerror(errno)))
             }

@@ -100,6 +100,34 @@ struct MountFailureTests {
         #expect(MountProcess.fsType(of: dir) == nil, "two mounts were stacked on \(dir)")
     }
 
+    @Test func mountPointWhoseDaemonWasKilledSaysSoAndWhereItsSpoolIs() throws {
+        let f = try MountCommandFixture()
+        defer { f.close() }
+        let dir = try f.mountpoint("dead")
+        let first = try f.runBinary(["default", dir, "-o", f.options(for: dir)])
+        try #require(first.status == 0, "\(first)")
+        let daemons = f.daemons(serving: dir)
+        try #require(daemons.count == 1)
+        kill(daemons[0], SIGKILL)
+        #expect(ProcFS.waitUntilGone(daemons[0]))
+        // The kernel keeps the dead mount: a stat of its root may still come from the attribute
+        // cache, anything that reaches the daemon fails with ENOTCONN.
+        #expect(f.isMounted(dir))
+        let second = try f.runBinary(["default", dir, "-o", f.options(for: dir)])
+        #expect(second.status == 32, "\(second)")
+        #expect(second.stderr.contains("its daemon is gone"), "\(second)")
+        #expect(second.stderr.contains("umount \(dir)"), "\(second)")
+        #expect(second.stderr.contains("mount.roset status \(dir)"), "\(second)")
+        #expect(f.daemons(serving: dir).isEmpty, "a refused mount left a daemon behind")
+        // Following the message works: unmount, then mount again.
+        #expect(Command.run("/bin/umount", [dir]).status == 0)
+        let third = try f.runBinary(["default", dir, "-o", f.options(for: dir)])
+        #expect(third.status == 0, "\(third)")
+        #expect(Posix.write(dir + "/after-the-crash", [4, 5, 6]) == .ok)
+        #expect(Command.run("/bin/umount", [dir]).status == 0)
+        #expect(f.waitUntilNoDaemon(dir))
+    }
+
     @Test func keyFileReadableByOthersIsRefusedWithTheChmodHint() throws {
         let f = try MountCommandFixture()
         defer { f.close() }
