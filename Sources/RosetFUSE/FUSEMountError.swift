@@ -7,8 +7,8 @@ public enum FUSEMountError: Error, Sendable, Equatable, CustomStringConvertible 
     case mountpointMissing(String)
     case mountpointNotAFolder(String)
     case alreadyMounted(String)
-    /// A FUSE mount whose daemon is gone (every access gives ENOTCONN): it must be unmounted
-    /// before anything can be mounted there.
+    /// A FUSE mount whose daemon is gone (whatever reaches it fails with ENOTCONN, "Transport
+    /// endpoint is not connected"): it must be unmounted before anything can be mounted there.
     case deadMount(String)
     case permissionDenied(String, detail: String)
     case optionsRefused(String)
