@@ -83,25 +83,29 @@ func startupMessage(for error: RosetError, config: MountConfiguration) -> String
 /// What mount(8) prints when the mount point is unusable. A dead mount there is most often this
 /// program's own daemon after a crash (kill -9, OOM): its unsent files wait in the spool, and the
 /// admin about to unmount and mount again is told where to see them. The kernel answers a stat of
-/// a dead mount's root from its attribute cache (cache_ttl), so the mount can look alive; the
-/// mount registry names the spool of the daemon that mounted it, and the spool's lock says
-/// whether that daemon still runs.
+/// a dead mount's root from its attribute cache (cache_ttl), so a dead roset mount can look alive
+/// (`alreadyMounted`); the mount registry names the spool of the daemon that mounted it, and the
+/// spool's lock says whether that daemon still runs.
 func mountpointMessage(for error: Error) -> String {
     guard let mountError = error as? FUSEMountError else { return "\(error)" }
     switch mountError {
-    case .deadMount(let dir):
-        return "\(mountError); `mount.roset status \(dir)` shows what its spool holds for the next mount"
-    case .alreadyMounted(let dir):
-        // A roset mount is dead when nobody holds its spool's lock: a killed daemon's descriptors
-        // close when it dies, while its pid stays taken until init reaps the zombie.
-        if FUSESession.mountType(at: dir) == "fuse.roset", let registered = MountRegistry.lookup(mountpoint: dir),
-           SpoolReport.read(folder: registered.spoolFolder).lockHolderPid == nil {
-            return mountpointMessage(for: FUSEMountError.deadMount(dir))
-        }
-        return "\(mountError)"
+    case .deadMount(let dir) where isRosetMount(dir),
+         .alreadyMounted(let dir) where isRosetMount(dir) && registeredDaemonIsGone(dir):
+        return "\(FUSEMountError.deadMount(dir)); `mount.roset status \(dir)` shows what its spool holds for the next mount"
     default:
         return "\(mountError)"
     }
+}
+
+private func isRosetMount(_ dir: String) -> Bool {
+    FUSESession.mountType(at: MountRegistry.canonical(dir)) == "fuse.roset"
+}
+
+/// Nobody holds the lock of the spool registered for `dir`: a killed daemon's descriptors close
+/// when it dies, while its pid stays taken until init reaps the zombie.
+private func registeredDaemonIsGone(_ dir: String) -> Bool {
+    guard let registered = MountRegistry.lookup(mountpoint: dir) else { return false }
+    return SpoolReport.lockHolder(folder: registered.spoolFolder) == nil
 }
 
 func fuseOptions(_ config: MountConfiguration) -> FUSEMountOptions {

@@ -180,7 +180,7 @@ public struct SpoolReport: Codable, Sendable {
 
     /// The pid of the process holding the LOCK flock, found in /proc/locks by the file's inode
     /// (taking the lock to test it could make a starting daemon fail).
-    static func lockHolder(folder: String) -> Int32? {
+    public static func lockHolder(folder: String) -> Int32? {
         var st = stat()
         guard stat(folder + "/LOCK", &st) == 0,
               let locks = try? String(contentsOfFile: "/proc/locks", encoding: .utf8) else { return nil }
