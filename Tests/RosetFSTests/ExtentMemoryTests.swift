@@ -5,7 +5,7 @@ import Foundation
 import Testing
 @testable import RosetFS
 
-@Suite(.serialized) struct ReadPathMemoryTests {
+@Suite(.serialized) struct ExtentMemoryTests {
     let mebibyte = ReadPathFixture.mebibyte
 
     @Test func eightSequentialReadersInASixteenMiBCacheStayWithinTheBudget() throws {
@@ -117,9 +117,9 @@ import Testing
             print("note: transparent huge pages are off here (\(setting.trimmingCharacters(in: .whitespacesAndNewlines))); skipped")
             return
         }
-        let buffer = try ReadPathMemory.allocate(8 * mebibyte)
-        defer { ReadPathMemory.free(buffer) }
-        for offset in stride(from: 0, to: buffer.count, by: ReadPathMemory.pageSize) { buffer[offset] = 1 }
+        let buffer = try ExtentMemory.allocate(8 * mebibyte)
+        defer { ExtentMemory.free(buffer) }
+        for offset in stride(from: 0, to: buffer.count, by: ExtentMemory.pageSize) { buffer[offset] = 1 }
         // The mapping's AnonHugePages line in /proc/self/smaps.
         let start = UInt(bitPattern: buffer.baseAddress!)
         // Read to the end: /proc files report a size of 0.

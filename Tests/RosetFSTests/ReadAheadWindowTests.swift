@@ -5,12 +5,12 @@ import Foundation
 import Testing
 @testable import RosetFS
 
-@Suite struct ReadPathReadAheadTests {
+@Suite struct ReadAheadWindowTests {
     let mebibyte = Int64(ReadPathFixture.mebibyte)
     let block = BlockCache.blockSize
 
     @Test func policyOpensAfterThreeSequentialReadsAndDoublesUpToTheCap() {
-        var policy = ReadPathReadAhead(blockSize: block, maxWindow: 16 * mebibyte)
+        var policy = ReadAheadWindow(blockSize: block, maxWindow: 16 * mebibyte)
         let size = 1024 * mebibyte
         #expect(policy.observe(offset: 0, length: block, objectSize: size).prefetch == nil)
         #expect(policy.observe(offset: block, length: block, objectSize: size).prefetch == nil)
@@ -35,7 +35,7 @@ import Testing
     }
 
     @Test func policyToleratesOutOfOrderReadsAndResetsOnASeek() {
-        var policy = ReadPathReadAhead(blockSize: block, maxWindow: 64 * mebibyte)
+        var policy = ReadAheadWindow(blockSize: block, maxWindow: 64 * mebibyte)
         let size = 1024 * mebibyte
         // The kernel's async reads: pairs arrive swapped.
         for pair in 0..<12 {
@@ -60,7 +60,7 @@ import Testing
         let size = 1024 * mebibyte
         for (readAhead, kept) in [(8 * mebibyte, true), (4 * mebibyte, false)] {
             // A 16 MiB window, whose own tolerance (a quarter) is 4 MiB.
-            var policy = ReadPathReadAhead(blockSize: block, maxWindow: 16 * mebibyte, kernelReadAhead: readAhead)
+            var policy = ReadAheadWindow(blockSize: block, maxWindow: 16 * mebibyte, kernelReadAhead: readAhead)
             for index in 0..<120 where index != 30 {
                 _ = policy.observe(offset: Int64(index) * block, length: block, objectSize: size)
             }
@@ -73,7 +73,7 @@ import Testing
 
     @Test func policyNeverPrefetchesForScatteredSmallReads() {
         // With the kernel read-ahead mount.roset sets: the wider tolerance never starts a streak.
-        var policy = ReadPathReadAhead(blockSize: block, maxWindow: 64 * mebibyte, kernelReadAhead: 4 * mebibyte)
+        var policy = ReadAheadWindow(blockSize: block, maxWindow: 64 * mebibyte, kernelReadAhead: 4 * mebibyte)
         var generator = ReadPathSeededGenerator(seed: 77)
         let size = 64 * mebibyte
         for _ in 0..<2000 {
@@ -83,12 +83,12 @@ import Testing
     }
 
     @Test func policyStopsAtTheEndOfTheObjectAndWithoutRoom() {
-        var small = ReadPathReadAhead(blockSize: block, maxWindow: 64 * mebibyte)
+        var small = ReadAheadWindow(blockSize: block, maxWindow: 64 * mebibyte)
         let size = 5 * block + 10
-        var plans: [ReadPathReadAhead.Plan] = []
+        var plans: [ReadAheadWindow.Plan] = []
         for index in 0..<3 { plans.append(small.observe(offset: Int64(index) * block, length: block, objectSize: size)) }
         #expect(plans[2].prefetch == 3 * block..<size, "the tail up to the end of the object")
-        var disabled = ReadPathReadAhead(blockSize: block, maxWindow: block - 1)
+        var disabled = ReadAheadWindow(blockSize: block, maxWindow: block - 1)
         for index in 0..<10 {
             #expect(disabled.observe(offset: Int64(index) * block, length: block, objectSize: 100 * mebibyte).prefetch == nil)
         }
@@ -117,7 +117,7 @@ import Testing
         #expect(reads == 512)
         #expect(source.calls * 10 < reads, "\(source.calls) calls for \(reads) reads")
         #expect(source.maxConcurrent > 1, "prefetch requests run in parallel")
-        #expect(source.largestRequest == Int(ReadPathReadAhead.maxRequest), "the window grew to its largest requests")
+        #expect(source.largestRequest == Int(ReadAheadWindow.maxRequest), "the window grew to its largest requests")
         #expect(source.bytesFetched == bytes.count, "each byte fetched once")
     }
 
@@ -180,7 +180,7 @@ import Testing
         let bytes = ReadPathFixture.large
         let source = ReadPathFakeSource(bytes: bytes)
         // Two workers, so most of the window stays queued while they are held.
-        let cache = BlockCache(capacityBytes: 512 * Int(mebibyte), pool: ReadPathWorkerPool(threadCount: 2))
+        let cache = BlockCache(capacityBytes: 512 * Int(mebibyte), pool: FetchWorkerPool(threadCount: 2))
         let reader = ObjectReader(objectKey: "close", size: Int64(bytes.count), source: source, cache: cache)
         source.closeGate(at: 4 * mebibyte)
         for index in 0..<32 { _ = try reader.read(offset: Int64(index) * block, length: Int(block)) }
@@ -201,7 +201,7 @@ import Testing
     @Test func aSeekCancelsTheOldPositionsQueuedPrefetches() throws {
         let bytes = ReadPathFixture.large
         let source = ReadPathFakeSource(bytes: bytes)
-        let cache = BlockCache(capacityBytes: 512 * Int(mebibyte), pool: ReadPathWorkerPool(threadCount: 2))
+        let cache = BlockCache(capacityBytes: 512 * Int(mebibyte), pool: FetchWorkerPool(threadCount: 2))
         let reader = ObjectReader(objectKey: "seek", size: Int64(bytes.count), source: source, cache: cache)
         defer { reader.close() }
         source.closeGate(at: 4 * mebibyte)

@@ -117,7 +117,7 @@ import Testing
         #expect(try oneReader.read(offset: 1, length: 1).isEmpty)
         #expect(one.calls == 1)
         // A 1-byte object costs a page of memory, not a block.
-        #expect(cache.residentBytes == ReadPathMemory.pageSize)
+        #expect(cache.residentBytes == ExtentMemory.pageSize)
     }
 
     @Test func concurrentReadsOfOneBlockShareOneFetch() throws {

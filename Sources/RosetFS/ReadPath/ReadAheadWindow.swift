@@ -10,7 +10,7 @@
 // closes and queued prefetches are cancelled, so a random reader gets no read-ahead at all.
 // Invariant: `frontier` is block-aligned (or the object's end) and only grows within a streak.
 
-struct ReadPathReadAhead {
+struct ReadAheadWindow {
     static let initialWindow: Int64 = 1024 * 1024
     static let maxRequest: Int64 = 8 * 1024 * 1024
     static let minimumJitter: Int64 = 128 * 1024

@@ -9,7 +9,7 @@
 import Glibc
 #endif
 
-enum ReadPathMemory {
+enum ExtentMemory {
     static let pageSize = 4096
     static let hugePageSize = 2 << 20
 

@@ -25,7 +25,7 @@ import Foundation
 import Glibc
 #endif
 
-final class ReadPathPipeStream: @unchecked Sendable {
+final class PipeStream: @unchecked Sendable {
     /// Half a kernel read (992 KiB, FUSEMountOptions.defaultMaxRead): a read takes the rest of
     /// one chunk and the start of the next.
     static let chunkSize: Int64 = 512 * 1024
@@ -69,12 +69,12 @@ final class ReadPathPipeStream: @unchecked Sendable {
         init?(index: Int64, start: Int64, end: Int64, cache: BlockCache) {
             var fds: [Int32] = [-1, -1]
             guard pipe2(&fds, O_CLOEXEC) == 0 else { return nil }
-            if roset_set_pipe_size(fds[1], ReadPathPipeStream.pipeBytes) < 0 {
-                if errno == EPERM { ReadPathPipeStream.refusal.withLock { ReadPathPipeStream.refused = true } }
+            if roset_set_pipe_size(fds[1], PipeStream.pipeBytes) < 0 {
+                if errno == EPERM { PipeStream.refusal.withLock { PipeStream.refused = true } }
                 Glibc.close(fds[0]); Glibc.close(fds[1])
                 return nil
             }
-            let charge = ReadPathMemory.roundedToPage(Int(end - start))
+            let charge = ExtentMemory.roundedToPage(Int(end - start))
             guard cache.reserveExternal(charge) else { Glibc.close(fds[0]); Glibc.close(fds[1]); return nil }
             (self.index, self.start, self.end, self.head) = (index, start, end, start)
             (readFD, writeFD, self.cache, self.charge) = (fds[0], fds[1], cache, charge)

@@ -36,7 +36,7 @@ public struct FileSystemConfiguration: Sendable {
     /// writable mmap is refused (ENODEV). Off by default: the page cache is kept across opens.
     public var directIO = false
     /// A sequential reader of a plain-http signed URL reads ahead into pipes that the FUSE layer
-    /// splices into the kernel (ReadPathPipeStream): the bytes never pass through this process.
+    /// splices into the kernel (PipeStream): the bytes never pass through this process.
     /// Where it cannot (https, a proxy, pipes refused) reads go through the block cache as before.
     public var spliceRead = true
     /// The kernel's read-ahead window (read_ahead_kb=; 128 KiB when the mount leaves it alone):

@@ -1,7 +1,7 @@
 // One open file's reads: each read is served from the shared BlockCache, fetching missing blocks
 // on the calling (FUSE) thread, and feeds the file's read-ahead policy, whose prefetches run on
 // the shared worker pool. A sequential reader whose caller can take pipes, on a source that can
-// fill them, reads ahead through a ReadPathPipeStream instead (no cache prefetch meanwhile).
+// fill them, reads ahead through a PipeStream instead (no cache prefetch meanwhile).
 // Invariants: the result holds exactly the requested bytes clipped to the object's size, copied
 // once from cache buffers or handed over in pipes; a reader's prefetches and streams run only
 // while it is open; a stream that failed is not made again for this reader; its state lock is
@@ -14,10 +14,10 @@ public final class ObjectReader: @unchecked Sendable {
     private let source: RangeSource
     private let cache: BlockCache
     private let lock = NSLock()
-    private var readAhead: ReadPathReadAhead
+    private var readAhead: ReadAheadWindow
     private var isClosed = false
     private let pipeSource: PipeRangeSource?
-    private var pipeStream: ReadPathPipeStream?
+    private var pipeStream: PipeStream?
     private var pipeStreamFailed = false
     private let kernelReadAhead: Int64
 
@@ -32,7 +32,7 @@ public final class ObjectReader: @unchecked Sendable {
         self.source = source
         self.cache = cache
         self.pipeSource = source as? PipeRangeSource
-        self.readAhead = ReadPathReadAhead(blockSize: BlockCache.blockSize, maxWindow: cache.maxPrefetchWindow,
+        self.readAhead = ReadAheadWindow(blockSize: BlockCache.blockSize, maxWindow: cache.maxPrefetchWindow,
                                            kernelReadAhead: kernelReadAhead)
     }
 
@@ -73,7 +73,7 @@ public final class ObjectReader: @unchecked Sendable {
 
     /// Stops its prefetches; later reads are not expected.
     public func close() {
-        let stream: ReadPathPipeStream? = lock.withLock {
+        let stream: PipeStream? = lock.withLock {
             isClosed = true
             defer { pipeStream = nil }
             return pipeStream
@@ -84,7 +84,7 @@ public final class ObjectReader: @unchecked Sendable {
 
     /// Feeds the read to the read-ahead policy and queues what it plans; true if the reader is
     /// sequential (read-ahead is on for it), and the pipe stream reading ahead for it, if any.
-    private func planReadAhead(offset: Int64, length: Int, pipes: Bool) -> (Bool, ReadPathPipeStream?) {
+    private func planReadAhead(offset: Int64, length: Int, pipes: Bool) -> (Bool, PipeStream?) {
         lock.lock()
         defer { lock.unlock() }
         guard !isClosed else { return (false, nil) }
@@ -100,9 +100,9 @@ public final class ObjectReader: @unchecked Sendable {
             pipeStream = nil
             pipeStreamFailed = true
         }
-        if pipes, sequential, pipeStream == nil, !pipeStreamFailed, !ReadPathPipeStream.pipesRefused,
+        if pipes, sequential, pipeStream == nil, !pipeStreamFailed, !PipeStream.pipesRefused,
            let source = pipeSource, source.canFillPipes {
-            pipeStream = ReadPathPipeStream(source: source, cache: cache, objectSize: size, from: offset + Int64(length),
+            pipeStream = PipeStream(source: source, cache: cache, objectSize: size, from: offset + Int64(length),
                                             kernelReadAhead: kernelReadAhead)
         }
         // The stream reads ahead; the cache only answers what it cannot.

@@ -9,7 +9,7 @@ public protocol RangeSource: AnyObject, Sendable {
 }
 
 /// A source that can also write a byte range straight into pipes, so that a sequential reader's
-/// bytes never pass through this process's memory (ReadPathPipeStream).
+/// bytes never pass through this process's memory (PipeStream).
 public protocol PipeRangeSource: RangeSource {
     /// Whether `fillPipes` can work at all for this object (a plain-http URL, say).
     var canFillPipes: Bool { get }

@@ -1,4 +1,4 @@
-// ObjectReader's pipe streams (ReadPathPipeStream) against an in-memory PipeRangeSource: a
+// ObjectReader's pipe streams (PipeStream) against an in-memory PipeRangeSource: a
 // sequential reader gets exactly the object's bytes from pipes, at the kernel's read sizes and out
 // of order; anything the stream cannot answer (a reply that left bytes behind, a failed transfer,
 // a source that cannot fill pipes) still reads correctly through the block cache; pipes are
@@ -53,7 +53,7 @@ final class FakePipeSource: PipeRangeSource, @unchecked Sendable {
     }
 }
 
-@Suite struct ReadPathPipeStreamTests {
+@Suite struct PipeStreamTests {
     static func content(_ count: Int) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 13) } }
 
     /// Reads [offset, offset + length) the way the FUSE layer does: from pipes when handed
@@ -145,7 +145,7 @@ final class FakePipeSource: PipeRangeSource, @unchecked Sendable {
     @Test func aBurstOfReadsInAnyOrderWithinTheKernelWindowIsAnsweredFromPipes() throws {
         let bytes = Self.content(16 << 20)
         let (reader, _) = Self.reader(FakePipeSource(bytes: bytes))
-        let chunk = Int(ReadPathPipeStream.chunkSize)
+        let chunk = Int(PipeStream.chunkSize)
         var piped = 0
         for i in 0..<12 { _ = try Self.read(reader, Int64(i * chunk), chunk, piped: &piped) }
         // The kernel's read-ahead of 4 MiB at once, taken by FUSE threads in another order:
@@ -161,7 +161,7 @@ final class FakePipeSource: PipeRangeSource, @unchecked Sendable {
 
     @Test func chunksAreKeptTwoKernelReadAheadWindowsBehindTheFurthestRead() throws {
         let bytes = Self.content(32 << 20)
-        let chunk = Int(ReadPathPipeStream.chunkSize)
+        let chunk = Int(PipeStream.chunkSize)
         // Chunk 12 is read last, after chunk 30, 9 MiB further on: within two 8 MiB windows, past
         // two of 4 MiB (where it was given up, and the cache answered it).
         for (readAhead, fromPipes) in [(Int64(8 << 20), true), (Int64(4 << 20), false)] {

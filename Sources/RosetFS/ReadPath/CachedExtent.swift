@@ -5,7 +5,7 @@
 // lock), and which are immutable once the extent is `.ready`. A `.ready` extent's buffer is freed
 // only when its pin count is zero.
 
-final class ReadPathExtent {
+final class CachedExtent {
     enum State {
         /// Reserved and indexed, waiting for a pool worker (a demand read may claim it instead).
         case queued
@@ -49,8 +49,8 @@ final class ReadPathExtent {
     /// The source a pool worker fetches a queued extent from.
     var source: RangeSource?
 
-    var olderInLRU: ReadPathExtent?
-    var newerInLRU: ReadPathExtent?
+    var olderInLRU: CachedExtent?
+    var newerInLRU: CachedExtent?
     var isInLRU = false
 
     init(objectKey: String, firstBlock: Int64, blockCount: Int64, start: Int64, length: Int, allocation: Int,

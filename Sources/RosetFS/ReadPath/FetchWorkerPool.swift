@@ -4,10 +4,10 @@
 // FIFO order; an item must not block waiting on another item (fetches never do).
 import Foundation
 
-final class ReadPathWorkerPool: @unchecked Sendable {
+final class FetchWorkerPool: @unchecked Sendable {
     /// 16 threads: enough parallel range requests to exceed a single HTTP stream several times
     /// over for one reader, and still a few per file when many files are read at once.
-    static let shared = ReadPathWorkerPool(threadCount: 16)
+    static let shared = FetchWorkerPool(threadCount: 16)
 
     private let condition = NSCondition()
     private var queue: [() -> Void] = []

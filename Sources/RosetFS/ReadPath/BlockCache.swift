@@ -39,12 +39,12 @@ public final class BlockCache: @unchecked Sendable {
     static let overflowLimit = 2 * 1024 * 1024
 
     public let capacityBytes: Int
-    private let pool: ReadPathWorkerPool
+    private let pool: FetchWorkerPool
     private let lock = NSCondition()
 
-    private var index: [String: [Int64: ReadPathExtent]] = [:]
-    private var lruOldest: ReadPathExtent?
-    private var lruNewest: ReadPathExtent?
+    private var index: [String: [Int64: CachedExtent]] = [:]
+    private var lruOldest: CachedExtent?
+    private var lruNewest: CachedExtent?
     /// Recycled buffers by size: mmap'd memory that is already paged in. Counted as used.
     private var freeBuffers: [Int: [UnsafeMutableRawBufferPointer]] = [:]
     private var freeBytes = 0
@@ -59,9 +59,9 @@ public final class BlockCache: @unchecked Sendable {
     private var externalBytes = 0
     /// Extents read to their end by sequential readers, oldest first; entries evicted since by
     /// other means are dropped lazily.
-    private var consumed: [ReadPathExtent] = []
+    private var consumed: [CachedExtent] = []
     /// Extents each reader prefetched that may still be queued or unread.
-    private var prefetchedByOwner: [ObjectIdentifier: [ReadPathExtent]] = [:]
+    private var prefetchedByOwner: [ObjectIdentifier: [CachedExtent]] = [:]
 
     public init(capacityBytes: Int) {
         self.capacityBytes = max(0, capacityBytes)
@@ -69,7 +69,7 @@ public final class BlockCache: @unchecked Sendable {
     }
 
     /// With a pool of its own, for tests that need prefetches to stay queued.
-    init(capacityBytes: Int, pool: ReadPathWorkerPool) {
+    init(capacityBytes: Int, pool: FetchWorkerPool) {
         self.capacityBytes = max(0, capacityBytes)
         self.pool = pool
     }
@@ -79,13 +79,13 @@ public final class BlockCache: @unchecked Sendable {
         var seen = Set<ObjectIdentifier>()
         for blocks in index.values {
             for extent in blocks.values where seen.insert(ObjectIdentifier(extent)).inserted {
-                if let buffer = extent.buffer { ReadPathMemory.free(buffer) }
+                if let buffer = extent.buffer { ExtentMemory.free(buffer) }
                 extent.buffer = nil
                 extent.olderInLRU = nil
                 extent.newerInLRU = nil
             }
         }
-        for buffers in freeBuffers.values { buffers.forEach(ReadPathMemory.free) }
+        for buffers in freeBuffers.values { buffers.forEach(ExtentMemory.free) }
     }
 
     /// Bytes of content held ready in the cache.
@@ -146,7 +146,7 @@ public final class BlockCache: @unchecked Sendable {
         lock.lock()
         while position < end {
             let block = position / Self.blockSize
-            let extent: ReadPathExtent
+            let extent: CachedExtent
             if let found = index[objectKey]?[block] {
                 switch found.state {
                 case .ready:
@@ -205,7 +205,7 @@ public final class BlockCache: @unchecked Sendable {
                          dropBehind: Bool = false, body: ([UnsafeRawBufferPointer]) -> Void) throws -> Bool {
         let end = offset + Int64(length)
         let lastBlock = (end - 1) / Self.blockSize
-        var pinned: [ReadPathExtent] = []
+        var pinned: [CachedExtent] = []
         func unpinAll() { for extent in pinned { unpin(extent) } }
         var position = offset
         lock.lock()
@@ -272,7 +272,7 @@ public final class BlockCache: @unchecked Sendable {
         return true
     }
 
-    private func copy(from extent: ReadPathExtent, position: Int64, end: Int64,
+    private func copy(from extent: CachedExtent, position: Int64, end: Int64,
                       into destination: UnsafeMutableRawBufferPointer, offset: Int64) -> Int64 {
         let copyEnd = min(end, extent.end)
         let count = Int(copyEnd - position)
@@ -286,7 +286,7 @@ public final class BlockCache: @unchecked Sendable {
     /// `lastBlock` or a cached block), within the capacity if at all possible, else from the
     /// overflow allowance; nil if neither has room for one block.
     private func reserveDemandExtent(objectKey: String, objectSize: Int64, firstBlock: Int64,
-                                     lastBlock: Int64) -> ReadPathExtent? {
+                                     lastBlock: Int64) -> CachedExtent? {
         var count: Int64 = 1
         while count < Self.maxDemandBlocks, firstBlock + count <= lastBlock, index[objectKey]?[firstBlock + count] == nil {
             count += 1
@@ -320,7 +320,7 @@ public final class BlockCache: @unchecked Sendable {
                   owner: ObjectIdentifier, source: RangeSource) -> Int64 {
         let endBlock = (min(range.upperBound, objectSize) + Self.blockSize - 1) / Self.blockSize
         var block = range.lowerBound / Self.blockSize
-        var queued: [ReadPathExtent] = []
+        var queued: [CachedExtent] = []
         lock.lock()
         var owned = prefetchedByOwner[owner, default: []]
         owned.removeAll { !$0.isSpeculative || $0.state == .released || $0.state == .failed }
@@ -385,11 +385,11 @@ public final class BlockCache: @unchecked Sendable {
 
     /// Fetches a `.loading` extent on this thread, then makes it ready (pinned once more for the
     /// caller if asked) or failed. Throws the fetch's error.
-    private func fetch(_ extent: ReadPathExtent, from source: RangeSource, pinForCaller: Bool) throws {
+    private func fetch(_ extent: CachedExtent, from source: RangeSource, pinForCaller: Bool) throws {
         var buffer = lock.withLock { extent.buffer }
         do {
             if buffer == nil {
-                buffer = try ReadPathMemory.allocate(extent.allocation)
+                buffer = try ExtentMemory.allocate(extent.allocation)
                 lock.withLock { freshlyMapped += extent.allocation }
             }
             let content = UnsafeMutableRawBufferPointer(rebasing: buffer![0..<extent.length])
@@ -425,13 +425,13 @@ public final class BlockCache: @unchecked Sendable {
     // MARK: Memory held outside the cache
 
     /// Charges `bytes` of memory the cache does not own (a sequential reader's read-ahead held in
-    /// pipes, ReadPathPipeStream) to its capacity, evicting as a prefetch would, so that cache
+    /// pipes, PipeStream) to its capacity, evicting as a prefetch would, so that cache
     /// and pipes together stay within `capacityBytes`. False, charging nothing, if it does not fit.
     func reserveExternal(_ bytes: Int) -> Bool {
         lock.lock()
         defer { lock.unlock() }
         switch obtainMemory(bytes, mayEvictSpeculative: false) {
-        case .recycled(let buffer): ReadPathMemory.free(buffer)  // the pipes hold the bytes instead
+        case .recycled(let buffer): ExtentMemory.free(buffer)  // the pipes hold the bytes instead
         case .fresh: break
         case nil: return false
         }
@@ -463,8 +463,8 @@ public final class BlockCache: @unchecked Sendable {
     /// Reserves a normal extent, evicting least recently used unpinned extents if needed, and
     /// shrinking the run to what fits; nil if not even one block fits.
     private func reserveNormal(objectKey: String, objectSize: Int64, firstBlock: Int64, blockCount: Int64,
-                               mayEvictSpeculative: Bool, state: ReadPathExtent.State,
-                               isPrefetch: Bool) -> ReadPathExtent? {
+                               mayEvictSpeculative: Bool, state: CachedExtent.State,
+                               isPrefetch: Bool) -> CachedExtent? {
         var extent = makeExtent(objectKey: objectKey, objectSize: objectSize, firstBlock: firstBlock,
                                 blockCount: blockCount, isOverflow: false, state: state, isPrefetch: isPrefetch)
         switch obtainMemory(extent.allocation, mayEvictSpeculative: mayEvictSpeculative) {
@@ -486,11 +486,11 @@ public final class BlockCache: @unchecked Sendable {
     }
 
     private func makeExtent(objectKey: String, objectSize: Int64, firstBlock: Int64, blockCount: Int64,
-                            isOverflow: Bool, state: ReadPathExtent.State, isPrefetch: Bool) -> ReadPathExtent {
+                            isOverflow: Bool, state: CachedExtent.State, isPrefetch: Bool) -> CachedExtent {
         let start = firstBlock * Self.blockSize
         let length = Int(min(blockCount * Self.blockSize, objectSize - start))
-        return ReadPathExtent(objectKey: objectKey, firstBlock: firstBlock, blockCount: blockCount, start: start,
-                              length: length, allocation: ReadPathMemory.roundedToPage(length),
+        return CachedExtent(objectKey: objectKey, firstBlock: firstBlock, blockCount: blockCount, start: start,
+                              length: length, allocation: ExtentMemory.roundedToPage(length),
                               isOverflow: isOverflow, state: state, isPrefetch: isPrefetch)
     }
 
@@ -517,7 +517,7 @@ public final class BlockCache: @unchecked Sendable {
             if evictConsumed(bytes) { continue }
             if normalBytes + freeBytes + bytes <= capacityBytes { return .fresh }
             if let size = freeBuffers.keys.first, let buffer = popRecycled(size) {
-                ReadPathMemory.free(buffer)
+                ExtentMemory.free(buffer)
                 continue
             }
             while let extent = candidate, extent.pins > 0 || (!mayEvictSpeculative && extent.isSpeculative) {
@@ -555,13 +555,13 @@ public final class BlockCache: @unchecked Sendable {
 
     /// Returns an extent's memory to the recycle list (an overflow extent's is unmapped) and its
     /// reservation.
-    private func release(_ extent: ReadPathExtent, state: ReadPathExtent.State = .released) {
+    private func release(_ extent: CachedExtent, state: CachedExtent.State = .released) {
         precondition(extent.state != .released && !extent.isInLRU)
         extent.state = state
         extent.source = nil
         if extent.isOverflow {
             overflowBytes -= extent.allocation
-            if let buffer = extent.buffer { ReadPathMemory.free(buffer) }
+            if let buffer = extent.buffer { ExtentMemory.free(buffer) }
         } else {
             normalBytes -= extent.allocation
             // Kept mapped and still counted: `obtainMemory` reuses it or unmaps it.
@@ -574,7 +574,7 @@ public final class BlockCache: @unchecked Sendable {
     }
 
     /// A reader takes a ready extent: pinned, no longer speculative, newest in the LRU.
-    private func pinForReading(_ extent: ReadPathExtent) {
+    private func pinForReading(_ extent: CachedExtent) {
         extent.pins += 1
         extent.isSpeculative = false
         moveToNewest(extent)
@@ -583,13 +583,13 @@ public final class BlockCache: @unchecked Sendable {
     /// A reader takes over a queued prefetch, to fetch it on its own thread rather than wait
     /// behind other readers' work in the pool. It stays a prefetch: if it fails, readers fetch
     /// again on demand.
-    private func claimQueued(_ extent: ReadPathExtent) {
+    private func claimQueued(_ extent: CachedExtent) {
         extent.state = .loading
         extent.isSpeculative = false
         extent.source = nil
     }
 
-    private func unpin(_ extent: ReadPathExtent) {
+    private func unpin(_ extent: CachedExtent) {
         extent.pins -= 1
         guard extent.pins == 0 else { return }
         if extent.isOverflow || !extent.isIndexed {
@@ -606,12 +606,12 @@ public final class BlockCache: @unchecked Sendable {
 
     // MARK: Index and LRU (all under lock)
 
-    private func insertInIndex(_ extent: ReadPathExtent) {
+    private func insertInIndex(_ extent: CachedExtent) {
         for block in extent.firstBlock..<extent.endBlock { index[extent.objectKey, default: [:]][block] = extent }
         extent.isIndexed = true
     }
 
-    private func removeFromIndex(_ extent: ReadPathExtent) {
+    private func removeFromIndex(_ extent: CachedExtent) {
         guard extent.isIndexed else { return }
         extent.isIndexed = false
         for block in extent.firstBlock..<extent.endBlock where index[extent.objectKey]?[block] === extent {
@@ -620,7 +620,7 @@ public final class BlockCache: @unchecked Sendable {
         if index[extent.objectKey]?.isEmpty == true { index.removeValue(forKey: extent.objectKey) }
     }
 
-    private func insertAsNewest(_ extent: ReadPathExtent) {
+    private func insertAsNewest(_ extent: CachedExtent) {
         extent.olderInLRU = lruNewest
         extent.newerInLRU = nil
         lruNewest?.newerInLRU = extent
@@ -629,7 +629,7 @@ public final class BlockCache: @unchecked Sendable {
         extent.isInLRU = true
     }
 
-    private func removeFromLRU(_ extent: ReadPathExtent) {
+    private func removeFromLRU(_ extent: CachedExtent) {
         guard extent.isInLRU else { return }
         if let older = extent.olderInLRU { older.newerInLRU = extent.newerInLRU } else { lruOldest = extent.newerInLRU }
         if let newer = extent.newerInLRU { newer.olderInLRU = extent.olderInLRU } else { lruNewest = extent.olderInLRU }
@@ -638,7 +638,7 @@ public final class BlockCache: @unchecked Sendable {
         extent.isInLRU = false
     }
 
-    private func moveToNewest(_ extent: ReadPathExtent) {
+    private func moveToNewest(_ extent: CachedExtent) {
         guard extent.isInLRU, lruNewest !== extent else { return }
         removeFromLRU(extent)
         insertAsNewest(extent)
