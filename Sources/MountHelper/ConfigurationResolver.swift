@@ -77,7 +77,14 @@ public enum ConfigurationResolver {
         if let v = settings.retries { config.maxAttempts = v + 1 }
         config.allowOther = settings.allowOther
         config.allowRoot = settings.allowRoot
-        config.defaultPermissions = settings.defaultPermissions
+        // A mount other users can reach gets the kernel's permission checks unless the admin
+        // turns them off by name: the daemon's own checks then stand alone (mount.roset(8)).
+        let reachableByOthers = settings.allowOther || settings.allowRoot
+        config.defaultPermissions = settings.defaultPermissions ?? reachableByOthers
+        if reachableByOthers && settings.defaultPermissions == false {
+            warnings.append("no_default_permissions: the kernel does not check permissions on this "
+                            + "\(settings.allowOther ? "allow_other" : "allow_root") mount; mount.roset checks them itself")
+        }
         config.vfsFlags = settings.vfsFlags
         config.maxRead = settings.maxRead
         config.blockSize = settings.blockSize
@@ -116,7 +123,9 @@ public enum ConfigurationResolver {
 struct OptionSettings {
     var readOnly = false
     var vfsFlags: Set<MountConfiguration.VFSFlag> = []
-    var allowOther = false, allowRoot = false, defaultPermissions = false
+    var allowOther = false, allowRoot = false
+    /// nil: not given (on when allow_other or allow_root is); false: no_default_permissions.
+    var defaultPermissions: Bool?
     var maxRead: UInt32?, blockSize: UInt32?
     var apiKeyFile: String?, apiURL: URL?, mountId: String?
     var cacheTTL: Double?, cacheSizeMB: Int?
@@ -149,6 +158,7 @@ struct OptionSettings {
         case "allow_other": allowOther = try flag(option)
         case "allow_root": allowRoot = try flag(option)
         case "default_permissions": defaultPermissions = try flag(option)
+        case "no_default_permissions": try noValue(option); defaultPermissions = false
         case "max_read": maxRead = UInt32(try integer(option, minimum: 4096, maximum: Int(UInt32.max)))
         case "blksize": blockSize = UInt32(try integer(option, minimum: 512, maximum: 1 << 30))
         case "apikey_file": apiKeyFile = try text(option)

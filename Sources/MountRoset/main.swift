@@ -44,6 +44,7 @@ func makeFileSystem(_ config: MountConfiguration) throws -> FileSystemOperations
     fs.uid = config.uid
     fs.gid = config.gid
     fs.umask = config.umask
+    fs.checksAccess = (config.allowOther || config.allowRoot) && !config.defaultPermissions
     fs.fileMode = config.fileMode
     fs.dirMode = config.dirMode
     fs.spoolMaxMB = config.spoolMaxMB

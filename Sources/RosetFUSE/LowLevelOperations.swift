@@ -25,7 +25,8 @@ enum LowLevelOperations {
         ops.lookup = { req, parent, name in
             let d = RequestDispatcher.from(req)
             guard let name = String(fuseName: name) else { _ = fuse_reply_err(req, ENOENT); return }
-            d.replyEntry(req, "lookup") { try d.fs.lookup(parent: parent, name: name) }
+            let context = RequestDispatcher.context(req)
+            d.replyEntry(req, "lookup") { try d.fs.lookup(parent: parent, name: name, context: context) }
         }
         ops.forget = { req, ino, nlookup in
             RequestDispatcher.from(req).fs.forget(inode: ino, lookups: nlookup)
@@ -79,12 +80,14 @@ enum LowLevelOperations {
         ops.unlink = { req, parent, name in
             let d = RequestDispatcher.from(req)
             guard let name = String(fuseName: name) else { _ = fuse_reply_err(req, ENOENT); return }
-            d.replyStatus(req, "unlink") { try d.fs.unlink(parent: parent, name: name) }
+            let context = RequestDispatcher.context(req)
+            d.replyStatus(req, "unlink") { try d.fs.unlink(parent: parent, name: name, context: context) }
         }
         ops.rmdir = { req, parent, name in
             let d = RequestDispatcher.from(req)
             guard let name = String(fuseName: name) else { _ = fuse_reply_err(req, ENOENT); return }
-            d.replyStatus(req, "rmdir") { try d.fs.rmdir(parent: parent, name: name) }
+            let context = RequestDispatcher.context(req)
+            d.replyStatus(req, "rmdir") { try d.fs.rmdir(parent: parent, name: name, context: context) }
         }
         ops.symlink = { req, link, parent, name in
             let d = RequestDispatcher.from(req)
@@ -101,8 +104,10 @@ enum LowLevelOperations {
             guard let name = String(fuseName: name), let newName = String(fuseName: newName) else {
                 _ = fuse_reply_err(req, EINVAL); return
             }
+            let context = RequestDispatcher.context(req)
             d.replyStatus(req, "rename") {
-                try d.fs.rename(parent: parent, name: name, newParent: newParent, newName: newName, flags: flags)
+                try d.fs.rename(parent: parent, name: name, newParent: newParent, newName: newName, flags: flags,
+                                context: context)
             }
         }
         ops.link = { req, ino, newParent, newName in
@@ -197,7 +202,7 @@ enum LowLevelOperations {
             let d = RequestDispatcher.from(req)
             guard let fi else { _ = fuse_reply_err(req, EINVAL); return }
             do {
-                let reply = try d.fs.opendir(inode: ino)
+                let reply = try d.fs.opendir(inode: ino, context: RequestDispatcher.context(req))
                 LowLevelOperations.apply(reply, to: fi)
                 if fuse_reply_open(req, fi) != 0 { d.fs.releasedir(inode: ino, handle: reply.handle) }
             } catch {
@@ -238,7 +243,10 @@ enum LowLevelOperations {
             let d = RequestDispatcher.from(req)
             guard let name = String(fuseName: name) else { _ = fuse_reply_err(req, EINVAL); return }
             let bytes: [UInt8] = value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
-            d.replyStatus(req, "setxattr") { try d.fs.setxattr(inode: ino, name: name, value: bytes, flags: flags) }
+            let context = RequestDispatcher.context(req)
+            d.replyStatus(req, "setxattr") {
+                try d.fs.setxattr(inode: ino, name: name, value: bytes, flags: flags, context: context)
+            }
         }
         ops.getxattr = { req, ino, name, size in
             let d = RequestDispatcher.from(req)
@@ -265,7 +273,8 @@ enum LowLevelOperations {
         ops.removexattr = { req, ino, name in
             let d = RequestDispatcher.from(req)
             guard let name = String(fuseName: name) else { _ = fuse_reply_err(req, ENODATA); return }
-            d.replyStatus(req, "removexattr") { try d.fs.removexattr(inode: ino, name: name) }
+            let context = RequestDispatcher.context(req)
+            d.replyStatus(req, "removexattr") { try d.fs.removexattr(inode: ino, name: name, context: context) }
         }
         ops.access = { req, ino, mask in
             let d = RequestDispatcher.from(req)

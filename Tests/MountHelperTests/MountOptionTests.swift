@@ -62,6 +62,26 @@ func refusal(_ body: () throws -> Any) -> MountHelperError? {
         #expect(refusal { try resolve("allow_other,allow_root") }?.message.contains("allow_root") == true)
     }
 
+    /// A mount other users reach is checked by the kernel unless the admin says otherwise by name.
+    @Test func allowOtherImpliesDefaultPermissions() throws {
+        for options in ["allow_other", "allow_root", "allow_other,default_permissions"] {
+            let c = try resolve(options)
+            #expect(c.defaultPermissions, "\(options)")
+            #expect(c.warnings.isEmpty, "\(options): \(c.warnings)")
+        }
+        #expect(try !resolve("ro").defaultPermissions)
+        #expect(try resolve("default_permissions").defaultPermissions)
+        for options in ["allow_other,no_default_permissions", "no_default_permissions,allow_root",
+                        "allow_other,default_permissions=no"] {
+            let c = try resolve(options)
+            #expect(!c.defaultPermissions, "\(options)")
+            #expect(c.warnings.contains { $0.contains("does not check permissions") }, "\(options): \(c.warnings)")
+        }
+        // The last of a pair wins, as for the other options.
+        #expect(try resolve("allow_other,no_default_permissions,default_permissions").defaultPermissions)
+        #expect(refusal { try resolve("no_default_permissions=yes") }?.message.contains("no_default_permissions") == true)
+    }
+
     @Test func rosetOptions() throws {
         let c = try resolve("api_url=http://127.0.0.1:8080,mount_id=m1,cache_ttl=1.5,cache_size_mb=16,spool_dir=/s,"
                             + "spool_max_mb=100,uid=42,gid=43,umask=027,upload_concurrency=3,part_size_mb=8,close_wait,"

@@ -84,7 +84,7 @@ final class InMemoryFileSystem: FileSystemOperations, @unchecked Sendable {
     }
 
     // MARK: FileSystemOperations
-    func lookup(parent: InodeNumber, name: String) throws -> EntryReply {
+    func lookup(parent: InodeNumber, name: String, context: RequestContext) throws -> EntryReply {
         try lock.withLock {
             record("lookup")
             try checkName(name)
@@ -146,7 +146,7 @@ final class InMemoryFileSystem: FileSystemOperations, @unchecked Sendable {
             return entry(try add(parent, name, mode: S_IFDIR | (mode & 0o7777), context: context))
         }
     }
-    func unlink(parent: InodeNumber, name: String) throws {
+    func unlink(parent: InodeNumber, name: String, context: RequestContext) throws {
         try lock.withLock {
             record("unlink")
             let p = try folder(parent)
@@ -155,7 +155,7 @@ final class InMemoryFileSystem: FileSystemOperations, @unchecked Sendable {
             p.children[name] = nil
         }
     }
-    func rmdir(parent: InodeNumber, name: String) throws {
+    func rmdir(parent: InodeNumber, name: String, context: RequestContext) throws {
         try lock.withLock {
             record("rmdir")
             let p = try folder(parent)
@@ -174,7 +174,7 @@ final class InMemoryFileSystem: FileSystemOperations, @unchecked Sendable {
             return entry(n)
         }
     }
-    func rename(parent: InodeNumber, name: String, newParent: InodeNumber, newName: String, flags: UInt32) throws {
+    func rename(parent: InodeNumber, name: String, newParent: InodeNumber, newName: String, flags: UInt32, context: RequestContext) throws {
         try lock.withLock {
             record("rename")
             lastRenameFlags = flags
@@ -244,7 +244,7 @@ final class InMemoryFileSystem: FileSystemOperations, @unchecked Sendable {
     func flush(inode: InodeNumber, handle: FileHandleID) throws { lock.withLock { record("flush") } }
     func release(inode: InodeNumber, handle: FileHandleID) throws { lock.withLock { record("release") } }
     func fsync(inode: InodeNumber, handle: FileHandleID, dataOnly: Bool) throws { lock.withLock { record("fsync") } }
-    func opendir(inode: InodeNumber) throws -> OpenReply {
+    func opendir(inode: InodeNumber, context: RequestContext) throws -> OpenReply {
         try lock.withLock {
             record("opendir")
             _ = try folder(inode)
@@ -279,7 +279,7 @@ final class InMemoryFileSystem: FileSystemOperations, @unchecked Sendable {
         lock.withLock { record("statfs") }
         return statistics
     }
-    func setxattr(inode: InodeNumber, name: String, value: [UInt8], flags: Int32) throws {
+    func setxattr(inode: InodeNumber, name: String, value: [UInt8], flags: Int32, context: RequestContext) throws {
         try lock.withLock {
             record("setxattr")
             guard name.hasPrefix("user.") else { throw FSError(ENOTSUP) }
@@ -303,7 +303,7 @@ final class InMemoryFileSystem: FileSystemOperations, @unchecked Sendable {
             return try node(inode).xattrs.keys.sorted()
         }
     }
-    func removexattr(inode: InodeNumber, name: String) throws {
+    func removexattr(inode: InodeNumber, name: String, context: RequestContext) throws {
         try lock.withLock {
             record("removexattr")
             let n = try node(inode)

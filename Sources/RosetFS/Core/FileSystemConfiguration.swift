@@ -45,6 +45,10 @@ public struct FileSystemConfiguration: Sendable {
     /// Seconds of pause in the closes a file below the part size waits for before its upload
     /// starts (at most 20 times that in all); 0 uploads at once.
     public var uploadDelay: Double = 0.5
+    /// The daemon checks mode bits itself (search on every path component, read/write on open,
+    /// write on a folder to change it) and hands out entries with a timeout of 0: a mount other
+    /// users reach without the kernel's default_permissions. Ownership rules are checked always.
+    public var checksAccess = false
     /// Seconds pending uploads get at unmount.
     public var shutdownGrace: Double = 30
 

@@ -2,6 +2,7 @@
 // RosetFUSE translates each low-level FUSE request into exactly one call here and the result
 // into one fuse_reply_*; it knows nothing else about RosetFS. Every method may be called
 // concurrently from libfuse's worker threads and may block. Errors are `FSError(errno)`.
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -109,6 +110,19 @@ public struct RequestContext: Sendable, Hashable {
     public init(uid: UInt32, gid: UInt32, pid: Int32, umask: UInt32 = 0o022) {
         self.uid = uid; self.gid = gid; self.pid = pid; self.umask = umask
     }
+
+    /// This process's own identity (pid 0: no supplementary groups are looked up).
+    public static var mountOwner: RequestContext { RequestContext(uid: getuid(), gid: getgid(), pid: 0) }
+
+    /// The caller's supplementary groups, from the "Groups:" line of /proc/PID/status (the
+    /// kernel does not pass them to FUSE); none when the process is gone or pid is 0.
+    public var supplementaryGroups: [UInt32] {
+        guard pid > 0, let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return [] }
+        for line in status.split(separator: "\n") where line.hasPrefix("Groups:") {
+            return line.dropFirst("Groups:".count).split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { UInt32($0) }
+        }
+        return []
+    }
 }
 
 /// One readdir entry. `nextOffset` is the cookie the kernel passes back to continue after this
@@ -146,7 +160,7 @@ public let renameNoReplace: UInt32 = 1
 public let renameExchange: UInt32 = 2
 
 public protocol FileSystemOperations: AnyObject, Sendable {
-    func lookup(parent: InodeNumber, name: String) throws -> EntryReply
+    func lookup(parent: InodeNumber, name: String, context: RequestContext) throws -> EntryReply
     func forget(inode: InodeNumber, lookups: UInt64)
     func getattr(inode: InodeNumber, handle: FileHandleID?) throws -> AttributeReply
     func setattr(inode: InodeNumber, changes: AttributeChanges, handle: FileHandleID?,
@@ -154,10 +168,11 @@ public protocol FileSystemOperations: AnyObject, Sendable {
     func readlink(inode: InodeNumber) throws -> String
     func mknod(parent: InodeNumber, name: String, mode: UInt32, rdev: UInt64, context: RequestContext) throws -> EntryReply
     func mkdir(parent: InodeNumber, name: String, mode: UInt32, context: RequestContext) throws -> EntryReply
-    func unlink(parent: InodeNumber, name: String) throws
-    func rmdir(parent: InodeNumber, name: String) throws
+    func unlink(parent: InodeNumber, name: String, context: RequestContext) throws
+    func rmdir(parent: InodeNumber, name: String, context: RequestContext) throws
     func symlink(target: String, parent: InodeNumber, name: String, context: RequestContext) throws -> EntryReply
-    func rename(parent: InodeNumber, name: String, newParent: InodeNumber, newName: String, flags: UInt32) throws
+    func rename(parent: InodeNumber, name: String, newParent: InodeNumber, newName: String, flags: UInt32,
+                context: RequestContext) throws
     func link(inode: InodeNumber, newParent: InodeNumber, newName: String) throws -> EntryReply
     func open(inode: InodeNumber, flags: Int32, context: RequestContext) throws -> OpenReply
     func create(parent: InodeNumber, name: String, mode: UInt32, flags: Int32,
@@ -178,7 +193,7 @@ public protocol FileSystemOperations: AnyObject, Sendable {
     func release(inode: InodeNumber, handle: FileHandleID) throws
     /// Returns once the file's content is durable in the object store.
     func fsync(inode: InodeNumber, handle: FileHandleID, dataOnly: Bool) throws
-    func opendir(inode: InodeNumber) throws -> OpenReply
+    func opendir(inode: InodeNumber, context: RequestContext) throws -> OpenReply
     /// Entries after the cookie `offset` (0 = from the start, `.` and `..` included), handed
     /// to `add` one by one until it returns false (the reply buffer is full). With `plus`, each
     /// entry `add` accepted counts one lookup on its inode (except `.` and `..`).
@@ -186,10 +201,10 @@ public protocol FileSystemOperations: AnyObject, Sendable {
                  add: (DirectoryEntry) -> Bool) throws
     func releasedir(inode: InodeNumber, handle: FileHandleID)
     func statfs(inode: InodeNumber) throws -> FileSystemStatistics
-    func setxattr(inode: InodeNumber, name: String, value: [UInt8], flags: Int32) throws
+    func setxattr(inode: InodeNumber, name: String, value: [UInt8], flags: Int32, context: RequestContext) throws
     func getxattr(inode: InodeNumber, name: String) throws -> [UInt8]
     func listxattr(inode: InodeNumber) throws -> [String]
-    func removexattr(inode: InodeNumber, name: String) throws
+    func removexattr(inode: InodeNumber, name: String, context: RequestContext) throws
     func access(inode: InodeNumber, mask: Int32, context: RequestContext) throws
     /// The kernel unmounted (FUSE_DESTROY) or the daemon is stopping: stop taking writes, give
     /// pending uploads up to `grace` seconds, leave the rest sealed in the spool.
@@ -197,6 +212,30 @@ public protocol FileSystemOperations: AnyObject, Sendable {
 }
 
 extension FileSystemOperations {
+    // The same requests as the mount's owner makes them, for callers that are not the kernel
+    // (unit tests, tools): the permission checks pass as they do for the owner of the mount.
+    public func lookup(parent: InodeNumber, name: String) throws -> EntryReply {
+        try lookup(parent: parent, name: name, context: .mountOwner)
+    }
+    public func unlink(parent: InodeNumber, name: String) throws {
+        try unlink(parent: parent, name: name, context: .mountOwner)
+    }
+    public func rmdir(parent: InodeNumber, name: String) throws {
+        try rmdir(parent: parent, name: name, context: .mountOwner)
+    }
+    public func rename(parent: InodeNumber, name: String, newParent: InodeNumber, newName: String, flags: UInt32) throws {
+        try rename(parent: parent, name: name, newParent: newParent, newName: newName, flags: flags, context: .mountOwner)
+    }
+    public func opendir(inode: InodeNumber) throws -> OpenReply {
+        try opendir(inode: inode, context: .mountOwner)
+    }
+    public func setxattr(inode: InodeNumber, name: String, value: [UInt8], flags: Int32) throws {
+        try setxattr(inode: inode, name: name, value: value, flags: flags, context: .mountOwner)
+    }
+    public func removexattr(inode: InodeNumber, name: String) throws {
+        try removexattr(inode: inode, name: name, context: .mountOwner)
+    }
+
     /// A filesystem without pipe streams answers every read with buffers.
     public func read(inode: InodeNumber, handle: FileHandleID, offset: Int64, size: Int,
                      reply: ([UnsafeRawBufferPointer]) -> Void, pipeReply: ([(fd: Int32, count: Int)]) -> Void) throws {

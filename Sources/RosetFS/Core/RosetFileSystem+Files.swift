@@ -249,6 +249,10 @@ extension RosetFileSystem {
         let accessMode = flags & O_ACCMODE
         let writable = accessMode == O_WRONLY || accessMode == O_RDWR
         if writable || flags & O_TRUNC != 0 { try checkWritable() }
+        var want: AccessWant = []
+        if accessMode == O_RDONLY || accessMode == O_RDWR { want.insert(.read) }
+        if writable || flags & O_TRUNC != 0 { want.insert(.write) }
+        try authorize(want, on: inode, context: context)
         if pending(key: key) == nil, !InodeTable.isSpoolKey(key) {
             let node = try currentNode(key)
             if node.type == .folder { throw FSError(EISDIR) }
@@ -300,6 +304,7 @@ extension RosetFileSystem {
         try checkWritable()
         try Self.checkName(name)
         let parentId = try folderId(parent)
+        try authorize(.execute, on: parent, context: context)
         if let existing = try findChild(parentId, name) {
             if flags & O_EXCL != 0 { throw FSError(EEXIST) }
             if existing.isFolder { throw FSError(EISDIR) }
@@ -308,13 +313,14 @@ extension RosetFileSystem {
                 let inode = entry.attributes.inode
                 let open = try self.open(inode: inode, flags: flags, context: context)
                 let attrs = try attributes(forKey: try key(of: inode), inode: inode)
-                return (EntryReply(attributes: attrs, entryTimeout: config.cacheTTL, attributeTimeout: config.cacheTTL), open)
+                return (EntryReply(attributes: attrs, entryTimeout: entryTimeout, attributeTimeout: config.cacheTTL), open)
             } catch {
                 inodes.forget(entry.attributes.inode, lookups: 1)
                 throw error
             }
         }
-        let metadata = ownershipMetadata(mode: mode, context: context)
+        try authorize(.write, on: parent, context: context)
+        let metadata = try ownershipMetadata(mode: mode, isFolder: false, parent: parent, context: context)
         let e = try newEntry(target: SpoolTarget(parentId: parentId, name: name), metadata: metadata, materialized: true)
         e.cond.withLock { e.writers += 1 }
         cache.clearAbsent(parentId, name: name)
@@ -484,6 +490,12 @@ extension RosetFileSystem {
                         context: RequestContext) throws -> AttributeReply {
         try checkWritable()
         let key = try key(of: inode)
+        let current = NodeAccess(try attributes(forKey: key, inode: inode))
+        let explicitTimes = [changes.accessTime, changes.modificationTime].contains { if case .set = $0 { true } else { false } }
+        let timesNow = changes.accessTime == .now || changes.modificationTime == .now
+        let storedMode = try AccessPolicy.checkChange(
+            node: current, mode: changes.mode, uid: changes.uid, gid: changes.gid, size: changes.size,
+            explicitTimes: explicitTimes, timesNow: timesNow, hasHandle: handle != nil, by: Caller(context))
         if let size = changes.size {
             guard size >= 0 else { throw FSError(EINVAL) }
             if pending(key: key) == nil {
@@ -498,7 +510,7 @@ extension RosetFileSystem {
             if let failure { throw failure }
         }
         var patch: [String: JSONValue] = [:]
-        if let mode = changes.mode { patch[PosixMetadata.mode] = .number(Double(mode & 0o7777)) }
+        if let mode = storedMode { patch[PosixMetadata.mode] = .number(Double(mode)) }
         if let uid = changes.uid { patch[PosixMetadata.uid] = .number(Double(uid)) }
         if let gid = changes.gid { patch[PosixMetadata.gid] = .number(Double(gid)) }
         var mtime: timespec?

@@ -14,9 +14,10 @@ import Glibc
 import RosetClient
 
 extension RosetFileSystem {
-    public func lookup(parent: InodeNumber, name: String) throws -> EntryReply {
+    public func lookup(parent: InodeNumber, name: String, context: RequestContext) throws -> EntryReply {
         if name.utf8.count > 255 { throw FSError(ENAMETOOLONG) }
         let parentId = try folderId(parent)
+        try authorize(.execute, on: parent, context: context)
         if name == "." { return entryReply(key: parentId, attributes: try attributes(forKey: parentId, inode: 0)) }
         guard let child = try findChild(parentId, name) else { throw FSError(ENOENT) }
         return entryReply(child)
@@ -51,20 +52,15 @@ extension RosetFileSystem {
 
     // MARK: folders
 
-    func ownershipMetadata(mode: UInt32, context: RequestContext) -> [String: JSONValue] {
-        var md: [String: JSONValue] = [PosixMetadata.mode: .number(Double(mode & 0o7777))]
-        if context.uid != config.uid { md[PosixMetadata.uid] = .number(Double(context.uid)) }
-        if context.gid != config.gid { md[PosixMetadata.gid] = .number(Double(context.gid)) }
-        return md
-    }
-
     public func mkdir(parent: InodeNumber, name: String, mode: UInt32, context: RequestContext) throws -> EntryReply {
         try checkWritable()
         try Self.checkName(name)
         let parentId = try folderId(parent)
+        try authorize([.write, .execute], on: parent, context: context)
         if try findChild(parentId, name) != nil { throw FSError(EEXIST) }
+        let metadata = try ownershipMetadata(mode: mode, isFolder: true, parent: parent, context: context)
         let node = try remote("mkdir") {
-            try controlPlane.createFolder(name: name, parentId: parentId, metadata: ownershipMetadata(mode: mode, context: context))
+            try controlPlane.createFolder(name: name, parentId: parentId, metadata: metadata)
         }
         cache.store(node)
         // A folder this mount just made is empty: caching that listing answers the lookups of
@@ -114,12 +110,14 @@ extension RosetFileSystem {
         return result
     }
 
-    public func rmdir(parent: InodeNumber, name: String) throws {
+    public func rmdir(parent: InodeNumber, name: String, context: RequestContext) throws {
         try checkWritable()
         if name.utf8.count > 255 { throw FSError(ENAMETOOLONG) }
         let parentId = try folderId(parent)
+        try authorize(.execute, on: parent, context: context)
         guard let child = try findChild(parentId, name) else { throw FSError(ENOENT) }
         guard case .remote(let node) = child, node.type == .folder else { throw FSError(ENOTDIR) }
+        try authorizeRemoval(of: child, in: parent, context: context)
         if !(try listChildren(node.id, fresh: true)).isEmpty { throw FSError(ENOTEMPTY) }
         try remote("rmdir") { try controlPlane.deleteNode(id: node.id) }
         cache.removeChild(parentId, name: name)
@@ -128,11 +126,14 @@ extension RosetFileSystem {
 
     // MARK: files
 
-    public func unlink(parent: InodeNumber, name: String) throws {
+    public func unlink(parent: InodeNumber, name: String, context: RequestContext) throws {
         try checkWritable()
         if name.utf8.count > 255 { throw FSError(ENAMETOOLONG) }
         let parentId = try folderId(parent)
+        try authorize(.execute, on: parent, context: context)
         guard let child = try findChild(parentId, name) else { throw FSError(ENOENT) }
+        if child.isFolder { throw FSError(EISDIR) }
+        try authorizeRemoval(of: child, in: parent, context: context)
         switch child {
         case .remote(let node):
             if node.type == .folder { throw FSError(EISDIR) }
@@ -183,8 +184,9 @@ extension RosetFileSystem {
         try Self.checkName(name)
         if target.utf8.count > 4095 || target.isEmpty { throw FSError(target.isEmpty ? ENOENT : ENAMETOOLONG) }
         let parentId = try folderId(parent)
+        try authorize([.write, .execute], on: parent, context: context)
         if try findChild(parentId, name) != nil { throw FSError(EEXIST) }
-        var metadata = ownershipMetadata(mode: 0o777, context: context)
+        var metadata = try ownershipMetadata(mode: 0o777, isFolder: false, parent: parent, context: context)
         metadata[PosixMetadata.type] = .string("symlink")
         metadata[PosixMetadata.symlinkTarget] = .string(target)
         let e = try newEntry(target: SpoolTarget(parentId: parentId, name: name), metadata: metadata, materialized: true)
@@ -206,7 +208,8 @@ extension RosetFileSystem {
 
     // MARK: rename
 
-    public func rename(parent: InodeNumber, name: String, newParent: InodeNumber, newName: String, flags: UInt32) throws {
+    public func rename(parent: InodeNumber, name: String, newParent: InodeNumber, newName: String, flags: UInt32,
+                       context: RequestContext) throws {
         try checkWritable()
         if flags & renameExchange != 0 || flags & ~(renameNoReplace | renameExchange) != 0 { throw FSError(EINVAL) }
         if name.utf8.count > 255 { throw FSError(ENAMETOOLONG) }
@@ -217,8 +220,15 @@ extension RosetFileSystem {
             logger.debug("rename: source not found", metadata: ["name": "\(name)"])
             throw FSError(ENOENT)
         }
+        try authorizeRemoval(of: src, in: parent, context: context)
+        try authorize([.write, .execute], on: newParent, context: context)
+        if config.checksAccess, src.isFolder, srcParent != dstParent {
+            // A folder that moves has its `..` entry rewritten: it must be writable.
+            try AccessPolicy.check(.write, on: nodeAccess(src), by: Caller(context))
+        }
         if srcParent == dstParent && name == newName { return }
         let dst = try findChild(dstParent, newName)
+        if let dst { try authorizeRemoval(of: dst, in: newParent, context: context) }
         if src.isFolder {
             try checkNotInside(folder: src.key, destination: dstParent)
         }
@@ -372,8 +382,9 @@ extension RosetFileSystem {
 
     // MARK: readdir
 
-    public func opendir(inode: InodeNumber) throws -> OpenReply {
+    public func opendir(inode: InodeNumber, context: RequestContext) throws -> OpenReply {
         _ = try folderId(inode)
+        try authorize(.read, on: inode, context: context)
         let handle = DirectoryHandle(inode: inode)
         let id: FileHandleID = stateLock.withLock {
             let id = nextHandle

@@ -21,9 +21,10 @@ extension RosetFileSystem {
         return (id, try currentNode(id).metadata)
     }
 
-    public func setxattr(inode: InodeNumber, name: String, value: [UInt8], flags: Int32) throws {
+    public func setxattr(inode: InodeNumber, name: String, value: [UInt8], flags: Int32, context: RequestContext) throws {
         let metadataKey = try XattrCodec.key(for: name)
         try checkWritable()
+        try authorize(.write, on: inode, context: context)
         if value.count > XattrCodec.maxValueBytes { throw FSError(E2BIG) }
         let (key, metadata) = try currentMetadata(inode)
         let exists = metadata[metadataKey].map { $0 != .null } ?? false
@@ -50,9 +51,10 @@ extension RosetFileSystem {
         XattrCodec.names(in: try currentMetadata(inode).metadata)
     }
 
-    public func removexattr(inode: InodeNumber, name: String) throws {
+    public func removexattr(inode: InodeNumber, name: String, context: RequestContext) throws {
         let metadataKey = try XattrCodec.key(for: name)
         try checkWritable()
+        try authorize(.write, on: inode, context: context)
         let (key, metadata) = try currentMetadata(inode)
         guard let stored = metadata[metadataKey], stored != .null else { throw FSError(ENODATA) }
         try applyMetadata(key: key, patch: [metadataKey: .null])

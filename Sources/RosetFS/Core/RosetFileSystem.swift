@@ -8,8 +8,8 @@
 // - A file with a live spool entry shows the entry (size, mtime, content): read your own writes.
 //   The entry is indexed by its inode key(s) and by its (parentId, name) location.
 // - Every mutation this mount makes patches the metadata cache before it returns.
-// - Access checks are left to the kernel (`default_permissions`); `access` still answers from
-//   the mode bits for callers of access(2) on mounts without it.
+// - Permissions: RosetFileSystem+Access.swift (ownership rules always; mode bits where the
+//   kernel does not check them, on a mount others reach without default_permissions).
 //
 // Decisions where the issue is silent
 // - New files carry `posix.mode` from create/mkdir, and `posix.uid`/`posix.gid` only when the
@@ -330,7 +330,7 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
     func entryReply(key: String, attributes: FileAttributes) -> EntryReply {
         var attrs = attributes
         attrs.inode = inodes.bind(key)
-        return EntryReply(attributes: attrs, entryTimeout: config.cacheTTL, attributeTimeout: config.cacheTTL)
+        return EntryReply(attributes: attrs, entryTimeout: entryTimeout, attributeTimeout: config.cacheTTL)
     }
 
     func entryReply(_ child: Child) -> EntryReply {
@@ -359,16 +359,8 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         let attrs = try attributes(forKey: key, inode: inode)
         if mask == F_OK { return }
         if mask & W_OK != 0 && config.readOnly { throw FSError(EROFS) }
-        if context.uid == 0 {
-            if mask & X_OK != 0 && attrs.mode & UInt32(S_IFMT) != UInt32(S_IFDIR) && attrs.mode & 0o111 == 0 {
-                throw FSError(EACCES)
-            }
-            return
-        }
-        let shift: UInt32 = context.uid == attrs.uid ? 6 : (context.gid == attrs.gid ? 3 : 0)
-        let granted = (attrs.mode >> shift) & 0o7
-        let wanted = UInt32((mask & R_OK != 0 ? 4 : 0) | (mask & W_OK != 0 ? 2 : 0) | (mask & X_OK != 0 ? 1 : 0))
-        if granted & wanted != wanted { throw FSError(EACCES) }
+        let want = AccessWant(rawValue: UInt32(mask & (R_OK | W_OK | X_OK)))
+        try AccessPolicy.check(want, on: NodeAccess(attrs), by: Caller(context))
     }
 }
 
