@@ -261,7 +261,7 @@ extension RosetFileSystem {
         if writable {
             entry = try attachWriter(key: key, truncate: flags & O_TRUNC != 0)
         }
-        let file = OpenFile(inode: inode, writable: writable, entry: entry)
+        let file = OpenFile(inode: inode, writable: writable, entry: entry, openedBy: context.uid)
         if !writable, pending(key: key) == nil {
             try prepareReader(file, key: try settled(key))
         }
@@ -325,7 +325,7 @@ extension RosetFileSystem {
         e.cond.withLock { e.writers += 1 }
         cache.clearAbsent(parentId, name: name)
         let entry = entryReply(.pending(e))
-        let file = OpenFile(inode: entry.attributes.inode, writable: true, entry: e)
+        let file = OpenFile(inode: entry.attributes.inode, writable: true, entry: e, openedBy: context.uid)
         let id = addHandle(file)
         let signature = (try? openSignature(key: e.key)) ?? ""
         return (entry, OpenReply(handle: id, keepCache: keepCache(inode: entry.attributes.inode, signature: signature),
@@ -421,7 +421,17 @@ extension RosetFileSystem {
         markWritten(e)
         uploader.streamFullParts(e)
         e.cond.unlock()
+        if file.lock.withLock({ file.clearsSetIDOnWrite }) { try clearSetIDAfterWrite(file, key: e.key) }
         return data.count
+    }
+
+    /// Linux clears set-user-ID (and set-group-ID of a group-executable file) when anyone but
+    /// root writes; a write that bypasses the kernel's page cache leaves that to the file system.
+    func clearSetIDAfterWrite(_ file: OpenFile, key: String) throws {
+        file.lock.withLock { file.clearsSetIDOnWrite = false }
+        let mode = try attributes(forKey: key, inode: file.inode).mode & 0o7777
+        let cleared = AccessPolicy.clearedAfterWrite(mode)
+        if cleared != mode { try applyMetadata(key: key, patch: [PosixMetadata.mode: .number(Double(cleared))]) }
     }
 
     // MARK: close / fsync

@@ -373,11 +373,15 @@ final class OpenFile: @unchecked Sendable {
     let lock = NSLock()
     var reader: ObjectReader?
     var readerKey: String?
+    /// Opened for writing by someone other than root, whose first write clears the file's
+    /// set-ID bits (AccessPolicy.clearedAfterWrite); false once done.
+    var clearsSetIDOnWrite = false
 
-    init(inode: InodeNumber, writable: Bool, entry: SpoolEntry?) {
+    init(inode: InodeNumber, writable: Bool, entry: SpoolEntry?, openedBy uid: UInt32 = 0) {
         self.inode = inode
         self.writable = writable
         self.entry = entry
+        clearsSetIDOnWrite = writable && uid != 0
     }
 }
 
