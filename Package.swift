@@ -3,7 +3,7 @@
 // roset-fuse: `mount.roset` (a mount(8) helper that mounts Roset-managed object storage through
 // FUSE) and `roset-server` (the local control plane). Targets depend downwards only:
 //
-//   MountRoset (mount.roset) ─▶ MountHelper ─▶ CMount
+//   MountRoset (mount.roset) ─▶ MountHelper ─▶ CMount, COpenSSL (the mount registry's file names)
 //            └──────────────▶ RosetFUSE ─▶ RosetFS ─▶ RosetClient ─▶ CCurl, CPipes (splice)
 //                                  └─▶ CFuse    └─▶ COpenSSL (SHA-256), CCRC32C, CPipes
 //   RosetServerMain (roset-server) ─▶ RosetServer ─▶ Hummingbird, GRDB, Crypto
@@ -45,7 +45,7 @@ var targets: [Target] = [
     .target(name: "RosetClient", dependencies: ["CCurl", "CPipes", logging]),
     .target(name: "RosetFS", dependencies: ["RosetClient", "COpenSSL", "CPipes", "CCRC32C", logging]),
     .target(name: "RosetFUSE", dependencies: ["CFuse", "RosetFS", logging]),
-    .target(name: "MountHelper", dependencies: ["CMount", argumentParser, logging]),
+    .target(name: "MountHelper", dependencies: ["CMount", "COpenSSL", argumentParser, logging]),
     .executableTarget(name: "MountRoset",
                       dependencies: ["MountHelper", "RosetFUSE", "RosetFS", "RosetClient", "CMalloc", argumentParser, logging]),
     // Transfer benchmark of RosetClient against curl on the same signed URLs.
