@@ -63,6 +63,7 @@ final class RequestDispatcher: @unchecked Sendable {
         var st = Glibc.stat()
         st.st_ino = __ino_t(a.inode)
         st.st_mode = a.mode
+        st.st_rdev = __dev_t(a.rdev)
         st.st_nlink = UInt(a.linkCount)
         st.st_uid = a.uid
         st.st_gid = a.gid

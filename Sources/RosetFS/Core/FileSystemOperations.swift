@@ -32,6 +32,8 @@ public struct FileAttributes: Sendable, Hashable {
     public var modificationTime: timespec
     public var changeTime: timespec
     public var blockSize: UInt32
+    /// The device number of a character or block device node (0 for everything else).
+    public var rdev: UInt64 = 0
 
     public init(inode: InodeNumber, size: Int64, mode: UInt32, linkCount: UInt32, uid: UInt32, gid: UInt32,
                 accessTime: timespec, modificationTime: timespec, changeTime: timespec, blockSize: UInt32 = 4096) {
@@ -42,7 +44,7 @@ public struct FileAttributes: Sendable, Hashable {
 
     public static func == (a: FileAttributes, b: FileAttributes) -> Bool {
         a.inode == b.inode && a.size == b.size && a.mode == b.mode && a.linkCount == b.linkCount
-            && a.uid == b.uid && a.gid == b.gid && a.blockSize == b.blockSize
+            && a.uid == b.uid && a.gid == b.gid && a.blockSize == b.blockSize && a.rdev == b.rdev
             && a.accessTime.tv_sec == b.accessTime.tv_sec && a.accessTime.tv_nsec == b.accessTime.tv_nsec
             && a.modificationTime.tv_sec == b.modificationTime.tv_sec
             && a.modificationTime.tv_nsec == b.modificationTime.tv_nsec

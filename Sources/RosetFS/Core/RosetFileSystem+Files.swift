@@ -508,6 +508,10 @@ extension RosetFileSystem {
             do { try truncateLocked(e, to: size) } catch { failure = error }
             e.cond.unlock()
             try detachWriter(e)
+            if let failure = failure as? FSError, failure.errno == EFBIG {
+                logger.warning("truncate: the spool's file system cannot hold a file of this size",
+                               metadata: ["size": "\(size)", "spool": "\(config.spoolDirectory)"])
+            }
             if let failure { throw failure }
         }
         var patch: [String: JSONValue] = [:]

@@ -189,6 +189,11 @@ extension RosetFileSystem {
         var metadata = try ownershipMetadata(mode: 0o777, isFolder: false, parent: parent, context: context)
         metadata[PosixMetadata.type] = .string("symlink")
         metadata[PosixMetadata.symlinkTarget] = .string(target)
+        return try createEmptyNode(parentId: parentId, name: name, metadata: metadata)
+    }
+
+    /// A sealed empty spool entry carrying `metadata` (symlinks, special files).
+    private func createEmptyNode(parentId: String, name: String, metadata: [String: JSONValue]) throws -> EntryReply {
         let e = try newEntry(target: SpoolTarget(parentId: parentId, name: name), metadata: metadata, materialized: true)
         e.cond.lock()
         do { try seal(e) } catch { e.cond.unlock(); _ = cancel(e, reason: "seal failed"); throw error }
@@ -197,9 +202,21 @@ extension RosetFileSystem {
         return entryReply(.pending(e))
     }
 
+    /// A regular file is an empty new file; a FIFO, socket or device node is an empty node whose
+    /// type and device number live in its metadata (the kernel, not the daemon, serves its opens).
     public func mknod(parent: InodeNumber, name: String, mode: UInt32, rdev: UInt64, context: RequestContext) throws -> EntryReply {
-        guard mode & UInt32(S_IFMT) == UInt32(S_IFREG) || mode & UInt32(S_IFMT) == 0 else {
-            throw FSError(config.readOnly ? EROFS : EPERM)
+        let format = mode & UInt32(S_IFMT)
+        if format != UInt32(S_IFREG) && format != 0 {
+            guard let typeName = PosixMetadata.specialTypeName(format: format) else { throw FSError(EINVAL) }
+            try checkWritable()
+            try Self.checkName(name)
+            let parentId = try folderId(parent)
+            try authorize([.write, .execute], on: parent, context: context)
+            if try findChild(parentId, name) != nil { throw FSError(EEXIST) }
+            var metadata = try ownershipMetadata(mode: mode & 0o7777, isFolder: false, parent: parent, context: context)
+            metadata[PosixMetadata.type] = .string(typeName)
+            if format == UInt32(S_IFCHR) || format == UInt32(S_IFBLK) { metadata[PosixMetadata.rdev] = .string(String(rdev)) }
+            return try createEmptyNode(parentId: parentId, name: name, metadata: metadata)
         }
         let (entry, open) = try create(parent: parent, name: name, mode: mode, flags: O_WRONLY | O_EXCL, context: context)
         try release(inode: entry.attributes.inode, handle: open.handle)

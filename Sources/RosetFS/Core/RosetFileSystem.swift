@@ -261,6 +261,12 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
                                   uid: uid, gid: gid, accessTime: atime, modificationTime: mtime, changeTime: ctime)
         }
         let perm = PosixMetadata.number(md[PosixMetadata.mode]).map { $0 & 0o7777 } ?? config.effectiveFileMode
+        if let format = PosixMetadata.specialFormat(md) {
+            var attrs = FileAttributes(inode: inode, size: 0, mode: format | perm, linkCount: 1, uid: uid, gid: gid,
+                                       accessTime: atime, modificationTime: mtime, changeTime: ctime)
+            attrs.rdev = PosixMetadata.deviceNumber(md)
+            return attrs
+        }
         return FileAttributes(inode: inode, size: node.size, mode: UInt32(S_IFREG) | perm, linkCount: 1, uid: uid, gid: gid,
                               accessTime: atime, modificationTime: mtime, changeTime: ctime)
     }
@@ -280,7 +286,7 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
                     createdAt: created, updatedAt: entry.modifiedAt)
         for (k, v) in ownMetadata { base.metadata[k] = v == .null ? nil : v }
         var attrs = attributes(of: base, inode: inode)
-        if !PosixMetadata.isSymlink(base.metadata) { attrs.size = size }
+        if !PosixMetadata.isSymlink(base.metadata) && PosixMetadata.specialFormat(base.metadata) == nil { attrs.size = size }
         if let modified {
             attrs.modificationTime = modified
             if base.metadata[PosixMetadata.atime] == nil { attrs.accessTime = modified }

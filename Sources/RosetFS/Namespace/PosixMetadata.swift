@@ -1,6 +1,7 @@
 // POSIX attributes kept in node metadata: `posix.mode`, `posix.uid`, `posix.gid` (numbers),
 // `posix.mtime`, `posix.atime` ("seconds.nanoseconds" strings, so nanoseconds survive JSON's
-// doubles), and for symlinks `posix.type: "symlink"` + `posix.symlink: target`. Invariant: a key
+// doubles), for symlinks `posix.type: "symlink"` + `posix.symlink: target`, and for special
+// files (empty nodes) `posix.type: "fifo" | "socket" | "char" | "block"` + `posix.rdev`. Invariant: a key
 // that is absent falls back to the mount's defaults (uid=, gid=, umask=, file_mode=, dir_mode=)
 // and the node's own times.
 import Foundation
@@ -17,6 +18,31 @@ enum PosixMetadata {
     static let atime = "posix.atime"
     static let type = "posix.type"
     static let symlinkTarget = "posix.symlink"
+    static let rdev = "posix.rdev"
+
+    /// `posix.type` of the special files, by their S_IFMT type.
+    static let specialTypes: [(name: String, format: UInt32)] = [
+        ("fifo", UInt32(S_IFIFO)), ("socket", UInt32(S_IFSOCK)), ("char", UInt32(S_IFCHR)), ("block", UInt32(S_IFBLK)),
+    ]
+
+    /// S_IFIFO, S_IFSOCK, S_IFCHR or S_IFBLK for a special file's metadata, else nil.
+    static func specialFormat(_ metadata: [String: JSONValue]) -> UInt32? {
+        guard case .string(let name)? = metadata[type] else { return nil }
+        return specialTypes.first { $0.name == name }?.format
+    }
+
+    static func specialTypeName(format: UInt32) -> String? {
+        specialTypes.first { $0.format == format }?.name
+    }
+
+    /// The device number, kept as a string: a 64-bit dev_t does not survive JSON's doubles.
+    static func deviceNumber(_ metadata: [String: JSONValue]) -> UInt64 {
+        switch metadata[rdev] {
+        case .string(let s)?: return UInt64(s) ?? 0
+        case .number(let n)? where n >= 0: return UInt64(n)
+        default: return 0
+        }
+    }
 
     static func number(_ value: JSONValue?) -> UInt32? {
         switch value {

@@ -142,7 +142,11 @@ final class SpoolDataFile: @unchecked Sendable {
     }
 
     func truncate(to size: Int64) throws {
-        guard ftruncate(fd, off_t(size)) == 0 else { throw FSError(errno == ENOSPC ? ENOSPC : EIO) }
+        guard ftruncate(fd, off_t(size)) == 0 else {
+            let failure = errno
+            // EFBIG: larger than the spool's own file system can hold a file; the caller's error, not I/O.
+            throw FSError(failure == ENOSPC || failure == EFBIG ? failure : EIO)
+        }
     }
 
     func sync() throws { guard fsync(fd) == 0 else { throw FSError(EIO) } }

@@ -1,0 +1,79 @@
+// POSIX behaviour beyond permissions, through a real mount: special files (FIFO, Unix socket,
+// device node) kept as metadata-only nodes that survive a remount, and a truncate beyond what
+// the spool's file system can hold answering EFBIG (as the same call on that disk does), logged.
+import Foundation
+import Testing
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite(.serialized, .timeLimit(.minutes(10)))
+struct FSPosixTests {
+    @Test func fifoSocketAndDeviceNodesAreMetadataOnlyNodes() throws {
+        try MountedRoset.with { f in
+            #expect(mkfifo(f.path("fifo"), 0o640) == 0, "mkfifo: \(errno)")
+            #expect(mknod(f.path("tty"), S_IFCHR | 0o600, deviceNumber(4, 64)) == 0, "mknod c: \(errno)")
+            #expect(mknod(f.path("disk"), S_IFBLK | 0o600, deviceNumber(8, 1)) == 0, "mknod b: \(errno)")
+            let bind = try CapturedRun.run("/usr/bin/python3", ["-I", "-c",
+                "import socket; s = socket.socket(socket.AF_UNIX); s.bind('\(f.path("sock"))'); s.close()"])
+            #expect(bind.status == 0, "\(bind.stderr)")
+
+            // A FIFO on the mount works as one: the kernel serves it, the daemon only names it.
+            let fd = open(f.path("fifo"), O_RDWR)
+            #expect(fd >= 0)
+            if fd >= 0 {
+                #expect(Glibc.write(fd, "hi", 2) == 2)
+                var buffer = [UInt8](repeating: 0, count: 2)
+                #expect(Glibc.read(fd, &buffer, 2) == 2 && buffer == Array("hi".utf8))
+                close(fd)
+            }
+
+            func check(_ when: String) {
+                let fifo = Posix.stat(f.path("fifo")).1
+                #expect(fifo.st_mode == S_IFIFO | 0o640, "\(when): \(String(fifo.st_mode, radix: 8))")
+                let tty = Posix.stat(f.path("tty")).1
+                #expect(tty.st_mode & S_IFMT == S_IFCHR && tty.st_rdev == deviceNumber(4, 64), "\(when)")
+                let disk = Posix.stat(f.path("disk")).1
+                #expect(disk.st_mode & S_IFMT == S_IFBLK && disk.st_rdev == deviceNumber(8, 1), "\(when)")
+                let sock = Posix.lstat(f.path("sock")).1
+                #expect(sock.st_mode & S_IFMT == S_IFSOCK, "\(when)")
+                #expect(Set(Posix.listDirectory(f.mountpoint).1).isSuperset(of: ["fifo", "tty", "disk", "sock"]), "\(when)")
+            }
+            check("before the remount")
+            #expect(f.eventually { f.spoolEntryFiles().isEmpty })
+            #expect(try f.remoteNode("fifo")?.metadata["posix.type"] == .string("fifo"))
+            f.unmount()
+            try f.mountAgain()
+            check("after the remount")
+            #expect(Posix.unlink(f.path("fifo")) == .ok)
+            #expect(!Posix.exists(f.path("fifo")))
+        }
+    }
+
+    @Test func truncateBeyondTheSpoolFileSystemIsEFBIG() throws {
+        try MountedRoset.with { f in
+            // The reference: the same call on a file in the spool's own file system.
+            let huge: off_t = 1 << 50
+            let probe = f.spoolDirectory + "/efbig-probe"
+            let fd = open(probe, O_WRONLY | O_CREAT, 0o600)
+            #expect(fd >= 0)
+            let localResult = ftruncate(fd, huge) == 0 ? 0 : errno
+            close(fd)
+            unlink(probe)
+            guard localResult == EFBIG else {
+                print("skipped: the spool's file system holds files of \(huge) bytes")
+                return
+            }
+            #expect(Posix.write(f.path("big"), [1, 2, 3]) == .ok)
+            #expect(Posix.truncate(f.path("big"), Int(huge)) == .failed(EFBIG))
+            #expect(Posix.stat(f.path("big")).1.st_size == 3)
+            #expect(f.daemonLog.contains("cannot hold a file of this size"), "\(f.daemonLog.suffix(2000))")
+        }
+    }
+}
+
+/// makedev(3), a macro Swift does not import: the glibc encoding of major and minor.
+func deviceNumber(_ major: UInt64, _ minor: UInt64) -> dev_t {
+    dev_t((major & 0xfff) << 8 | (major & ~0xfff) << 32 | (minor & 0xff) | (minor & ~0xff) << 12)
+}
