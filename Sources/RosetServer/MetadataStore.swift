@@ -235,7 +235,14 @@ final class MetadataStore: @unchecked Sendable {
             VALUES (?,?,?,?,?,?,?,?,?,?)
             """, arguments: [id, mountId, parentId, name, type, size, contentType,
                              String(decoding: JSONBody.encode(metadata), as: UTF8.self), now, now])
+        try touchFolder(db, parentId, at: now)
         return id
+    }
+
+    /// A folder whose entries changed gets a new `updatedAt` (its mtime and ctime on a mount).
+    static func touchFolder(_ db: Database, _ id: String?, at time: Double) throws {
+        guard let id else { return }
+        try db.execute(sql: "UPDATE nodes SET updatedAt = ? WHERE id = ? AND type = 'folder'", arguments: [time, id])
     }
 
     func createNode(mountId: String, parentId: String, name: String, type: String, size: Int64?,
@@ -256,6 +263,7 @@ final class MetadataStore: @unchecked Sendable {
             guard var node = try Self.liveNode(db, id) else { throw APIError.notFound() }
             try authorize(node)
             let moving = (newParent != nil && newParent != node.parentId) || (newName != nil && newName != node.name)
+            let formerParent = node.parentId
             if moving {
                 guard let currentParent = node.parentId else { throw APIError.invalid("the mount root cannot be moved or renamed") }
                 let parentId = newParent ?? currentParent
@@ -284,6 +292,10 @@ final class MetadataStore: @unchecked Sendable {
             if meta.utf8.count > 64 * 1024 { throw APIError.invalid("metadata exceeds 64 KB") }
             try db.execute(sql: "UPDATE nodes SET parentId = ?, name = ?, metadata = ?, updatedAt = ? WHERE id = ?",
                            arguments: [node.parentId, node.name, meta, Timestamp.now, id])
+            if moving {
+                try Self.touchFolder(db, formerParent, at: Timestamp.now)
+                try Self.touchFolder(db, node.parentId, at: Timestamp.now)
+            }
             return try Self.liveNode(db, id)!
         }
     }
@@ -299,6 +311,7 @@ final class MetadataStore: @unchecked Sendable {
                   SELECT ? UNION ALL SELECT n.id FROM nodes n JOIN sub ON n.parentId = sub.id WHERE n.deletedAt IS NULL)
                 UPDATE nodes SET deletedAt = ? WHERE deletedAt IS NULL AND id IN (SELECT id FROM sub)
                 """, arguments: [id, Timestamp.now])
+            try Self.touchFolder(db, node.parentId, at: Timestamp.now)
         }
     }
 

@@ -1,5 +1,6 @@
 // POSIX behaviour beyond permissions, through a real mount: special files (FIFO, Unix socket,
-// device node) kept as metadata-only nodes that survive a remount, and a truncate beyond what
+// device node) kept as metadata-only nodes that survive a remount, folder times and link counts
+// that follow the folder's entries, and a truncate beyond what
 // the spool's file system can hold answering EFBIG (as the same call on that disk does), logged.
 import Foundation
 import Testing
@@ -48,6 +49,50 @@ struct FSPosixTests {
             check("after the remount")
             #expect(Posix.unlink(f.path("fifo")) == .ok)
             #expect(!Posix.exists(f.path("fifo")))
+        }
+    }
+
+    /// Creating, removing, renaming or symlinking an entry moves the folder's mtime and ctime
+    /// (here, and on the server: after a remount too); nlink is 2 + subfolders.
+    @Test func folderTimesAndLinkCountFollowItsEntries() throws {
+        try MountedRoset.with { f in
+            #expect(Posix.mkdir(f.path("d")) == .ok)
+            func times(_ path: String) -> (m: Double, c: Double) {
+                let st = Posix.stat(path).1
+                return (Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9,
+                        Double(st.st_ctim.tv_sec) + Double(st.st_ctim.tv_nsec) / 1e9)
+            }
+            var last = times(f.path("d"))
+            let steps: [(String, () -> Sys)] = [
+                ("create", { Posix.write(f.path("d/a"), [1]) }),
+                ("mkdir", { Posix.mkdir(f.path("d/sub")) }),
+                ("symlink", { Posix.symlink("a", f.path("d/link")) }),
+                ("rename", { Posix.rename(f.path("d/a"), f.path("d/b")) }),
+                ("unlink", { Posix.unlink(f.path("d/link")) }),
+                ("mkfifo", { mkfifo(f.path("d/fifo"), 0o644) == 0 ? .ok : .failed(errno) }),
+            ]
+            for (name, step) in steps {
+                usleep(1_100_000)
+                #expect(step() == .ok, "\(name)")
+                let now = times(f.path("d"))
+                #expect(now.m > last.m && now.c > last.c, "\(name): \(last) -> \(now)")
+                last = now
+            }
+            #expect(Posix.stat(f.path("d")).1.st_nlink == 3)
+            #expect(Posix.mkdir(f.path("d/sub2")) == .ok)
+            #expect(Posix.stat(f.path("d")).1.st_nlink == 4)
+            usleep(1_100_000)
+            #expect(Posix.rmdir(f.path("d/sub2")) == .ok)
+            #expect(Posix.stat(f.path("d")).1.st_nlink == 3)
+            let afterRmdir = times(f.path("d"))
+            #expect(afterRmdir.m > last.m)
+            #expect(f.eventually { f.spoolEntryFiles().isEmpty })
+            f.unmount()
+            try f.mountAgain()
+            // The server moved the folder's time too (uploads of the new entries come a little later).
+            #expect(times(f.path("d")).m >= afterRmdir.m - 0.5)
+            _ = Posix.listDirectory(f.path("d"))
+            #expect(Posix.stat(f.path("d")).1.st_nlink == 3)
         }
     }
 

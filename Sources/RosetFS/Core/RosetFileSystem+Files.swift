@@ -315,6 +315,7 @@ extension RosetFileSystem {
         let e = try newEntry(target: SpoolTarget(parentId: parentId, name: name), metadata: metadata, materialized: true)
         e.cond.withLock { e.writers += 1 }
         cache.clearAbsent(parentId, name: name)
+        cache.touchFolder(parentId)
         let entry = entryReply(.pending(e))
         let file = OpenFile(inode: entry.attributes.inode, writable: true, entry: e, openedBy: context.uid)
         let id = addHandle(file)

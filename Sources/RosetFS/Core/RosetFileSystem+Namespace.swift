@@ -63,6 +63,7 @@ extension RosetFileSystem {
             try controlPlane.createFolder(name: name, parentId: parentId, metadata: metadata)
         }
         cache.store(node)
+        cache.touchFolder(parentId)
         // A folder this mount just made is empty: caching that listing answers the lookups of
         // the names about to be created in it locally, instead of one resolve round trip each.
         cache.storeListing(node.id, children: [], permanent: false, observed: cache.changeCount)
@@ -121,6 +122,7 @@ extension RosetFileSystem {
         if !(try listChildren(node.id, fresh: true)).isEmpty { throw FSError(ENOTEMPTY) }
         try remote("rmdir") { try controlPlane.deleteNode(id: node.id) }
         cache.removeChild(parentId, name: name)
+        cache.touchFolder(parentId)
         cache.removeNode(node.id)
     }
 
@@ -147,6 +149,7 @@ extension RosetFileSystem {
             }
         }
         cache.removeChild(parentId, name: name)
+        cache.touchFolder(parentId)
     }
 
     /// Cancels a live entry (unlink, replaced by a rename). Returns the node id the entry's
@@ -199,6 +202,7 @@ extension RosetFileSystem {
         do { try seal(e) } catch { e.cond.unlock(); _ = cancel(e, reason: "seal failed"); throw error }
         e.cond.unlock()
         cache.clearAbsent(parentId, name: name)
+        cache.touchFolder(parentId)
         return entryReply(.pending(e))
     }
 
@@ -260,6 +264,8 @@ extension RosetFileSystem {
             cache.removeChild(srcParent, name: name)
             cache.clearAbsent(dstParent, name: newName)
             if let node = moved { cache.store(node) }
+            cache.touchFolder(srcParent)
+            cache.touchFolder(dstParent)
             return
         }
         // A remote node (or a pending new version of one): replace the target, then move.
@@ -296,6 +302,8 @@ extension RosetFileSystem {
         }
         cache.removeChild(srcParent, name: name)
         cache.store(node)
+        cache.touchFolder(srcParent)
+        cache.touchFolder(dstParent)
     }
 
     /// EINVAL when `destination` is `folder` or inside it.

@@ -252,7 +252,8 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         let gid = PosixMetadata.number(md[PosixMetadata.gid]) ?? config.gid
         if node.type == .folder {
             let perm = PosixMetadata.number(md[PosixMetadata.mode]).map { $0 & 0o7777 } ?? config.effectiveDirMode
-            return FileAttributes(inode: inode, size: 0, mode: UInt32(S_IFDIR) | perm, linkCount: 2, uid: uid, gid: gid,
+            let links = UInt32(2 + (cache.subfolderCount(node.id) ?? 0))
+            return FileAttributes(inode: inode, size: 0, mode: UInt32(S_IFDIR) | perm, linkCount: links, uid: uid, gid: gid,
                                   accessTime: atime, modificationTime: mtime, changeTime: ctime)
         }
         if PosixMetadata.isSymlink(md) {

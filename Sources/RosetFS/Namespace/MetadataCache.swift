@@ -97,6 +97,30 @@ final class MetadataCache: @unchecked Sendable {
         }
     }
 
+    /// An entry of the folder `id` was created, removed or renamed here: its mtime and ctime
+    /// (the node's `updatedAt`) move to now, as the server's do when it applies the change.
+    func touchFolder(_ id: String) {
+        lock.withLock {
+            guard var c = nodes[id] else { return }
+            c.node.updatedAt = now()
+            nodes[id] = c
+        }
+    }
+
+    /// How many subfolders the folder has, when its listing and its children are known (for
+    /// `nlink`, 2 + subfolders); nil otherwise.
+    func subfolderCount(_ folderId: String) -> Int? {
+        lock.withLock {
+            guard let l = listings[folderId] else { return nil }
+            var count = 0
+            for id in l.ids.values {
+                guard let child = nodes[id] else { return nil }
+                if child.node.type == .folder { count += 1 }
+            }
+            return count
+        }
+    }
+
     func removeNode(_ id: String) {
         lock.withLock {
             changes &+= 1
