@@ -537,6 +537,7 @@ extension RosetFileSystem {
             // An init in flight carries the old metadata; the uploader sends the difference after it.
             while e.phase == .completing || e.materializing { e.cond.wait() }
             if let explicitMtime { e.explicitMtime = explicitMtime; e.dropRemoteMtime = false }
+            e.statusChangedAt = now
             if e.isLive && e.record.target.nodeId == nil {
                 var md = e.record.metadata ?? [:]
                 for (k, v) in patch { md[k] = v == .null ? nil : v }

@@ -281,6 +281,7 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
                                                ? timespecOf(entry.modifiedAt) : nil)
         let created = Date(timeIntervalSince1970: entry.record.createdAt)
         let ownMetadata = entry.record.metadata ?? [:]
+        let statusChanged = entry.statusChangedAt
         entry.cond.unlock()
         var base = target.nodeId.flatMap { cache.lastKnownNode($0) }
             ?? Node(id: InodeTable.spoolKey(entry.id), parentId: target.parentId, name: target.name, type: .file,
@@ -292,6 +293,10 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
             attrs.modificationTime = modified
             if base.metadata[PosixMetadata.atime] == nil { attrs.accessTime = modified }
             attrs.changeTime = timespecOf(entry.modifiedAt)
+        }
+        if let statusChanged {
+            let changed = timespecOf(statusChanged)
+            if (changed.tv_sec, changed.tv_nsec) > (attrs.changeTime.tv_sec, attrs.changeTime.tv_nsec) { attrs.changeTime = changed }
         }
         return attrs
     }

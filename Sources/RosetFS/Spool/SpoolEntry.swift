@@ -41,6 +41,9 @@ final class SpoolEntry: @unchecked Sendable {
     var runningChecksum: CRC32C? = CRC32C()
     var modifiedAt: Date
     var writeCount = 0
+    /// The last chmod, chown, utimensat or xattr change while pending: ctime moves with it
+    /// (the server's own change time takes over once the upload completes, later still).
+    var statusChangedAt: Date?
     /// setattr's mtime, shown until the next write.
     var explicitMtime: timespec?
     /// Written after the last explicit mtime: the node's `posix.mtime` must go after the upload.
