@@ -27,6 +27,10 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
 
     // Filesystem (RosetFS.FileSystemConfiguration)
     public var cacheTTL: Double = 300
+    /// How long a missing name (and a folder listing) is trusted (negative_ttl=).
+    public var negativeTTL: Double = 5
+    /// Opening a file revalidates it with the control plane (close_to_open=, default on).
+    public var closeToOpen: Bool = true
     public var cacheSizeMB: Int = 256
     public var readOnly: Bool = false
     public var uid: UInt32
@@ -94,7 +98,7 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
         func octal(_ v: UInt32) -> String { "0" + String(v, radix: 8) }
         var parts = [
             "mountpoint=\(mountpoint)", "mount_id=\(mountId ?? "(default mount)")", "api_url=\(apiURL.absoluteString)",
-            "key=\(apiKey)", "cache_ttl=\(cacheTTL)", "cache_size_mb=\(cacheSizeMB)", "ro=\(readOnly)",
+            "key=\(apiKey)", "cache_ttl=\(cacheTTL)", "negative_ttl=\(negativeTTL)", "close_to_open=\(closeToOpen)", "cache_size_mb=\(cacheSizeMB)", "ro=\(readOnly)",
             "uid=\(uid)", "gid=\(gid)", "umask=\(octal(umask))", "file_mode=\(octal(fileMode))",
             "dir_mode=\(octal(dirMode))", "spool_dir=\(spoolDirectory)", "spool_max_mb=\(spoolMaxMB)",
             "upload_concurrency=\(uploadConcurrency)", "part_size_mb=\(partSizeMB)", "close_wait=\(closeWait)", "direct_io=\(directIO)", "splice_read=\(spliceRead)",

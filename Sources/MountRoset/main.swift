@@ -39,6 +39,8 @@ func makeFileSystem(_ config: MountConfiguration) throws -> FileSystemOperations
     var fs = FileSystemConfiguration(apiURL: client.configuration.apiURL, mountId: config.mountId ?? "default",
                                      spoolDirectory: config.spoolDirectory)
     fs.cacheTTL = config.cacheTTL
+    fs.negativeTTL = config.negativeTTL
+    fs.closeToOpen = config.closeToOpen
     fs.cacheSizeMB = config.cacheSizeMB
     fs.readOnly = config.readOnly
     fs.uid = config.uid
@@ -209,5 +211,8 @@ if CommandLine.arguments.count == 2, ["--version", "-V"].contains(CommandLine.ar
 }
 if let status = StatusCommandLine.parse(Array(CommandLine.arguments.dropFirst())) {
     exit(StatusCommand.run(status))
+}
+if let paths = InvalidateCommandLine.parse(Array(CommandLine.arguments.dropFirst())) {
+    exit(InvalidateCommand.run(paths))
 }
 MountProgram.run(work: serve)

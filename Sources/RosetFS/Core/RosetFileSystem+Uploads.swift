@@ -19,6 +19,14 @@ extension RosetFileSystem: UploadDelegate {
         inodes.rekey(from: oldKey, to: newKey)
     }
 
+    func uploadReplacesConcurrentVersion(_ e: SpoolEntry, current: Node) {
+        let (name, base) = e.cond.withLock { (e.record.target.name, e.record.target.baseVersionId ?? e.record.target.baseEtag ?? "?") }
+        stateLock.withLock { concurrentWrites += 1 }
+        logger.warning("another writer replaced this file since it was opened here; this upload becomes the newest version and theirs stays in the file's version history",
+                       metadata: ["name": "\(name)", "node": "\(current.id)", "opened on": "\(base)",
+                                  "replaced": "\(current.versionId ?? current.etag ?? "?")"])
+    }
+
     func uploadCompleted(_ e: SpoolEntry, generation: Int, node: Node) {
         e.cond.lock()
         guard e.generation == generation, e.phase == .completing else { e.cond.unlock(); return }

@@ -54,6 +54,10 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
     /// the init is moved to the node id on its next use.
     var spoolAliases: [String: String] = [:]
     var shuttingDown = false
+    /// Set once by the FUSE layer; nil in tests without a mount.
+    var kernelNotifier: KernelCacheNotifier?
+    /// Uploads that replaced a version another machine had made since this one was opened.
+    var concurrentWrites = 0
 
     /// Resolves the root (fails on a bad key), takes the spool lock, resumes sealed spool entries.
     public convenience init(configuration: FileSystemConfiguration, controlPlane: ControlPlane, store: ObjectStore,
@@ -76,7 +80,7 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         rootId = root.id
         let inodes = InodeTable(rootKey: root.id)
         self.inodes = inodes
-        cache = MetadataCache(ttl: configuration.cacheTTL, now: tuning.now,
+        cache = MetadataCache(ttl: configuration.cacheTTL, negativeTTL: configuration.negativeTTL, now: tuning.now,
                               isHeld: { inodes.existingInode(for: $0) != nil })
         cache.store(root)
         blockCache = BlockCache(capacityBytes: max(1, configuration.cacheSizeMB) << 20)
@@ -97,6 +101,12 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
     }
 
     var now: Date { tuning.now() }
+
+    public func attachKernelNotifier(_ notifier: KernelCacheNotifier) {
+        stateLock.withLock { kernelNotifier = notifier }
+    }
+
+    var notifier: KernelCacheNotifier? { stateLock.withLock { kernelNotifier } }
 
     // MARK: errors
 

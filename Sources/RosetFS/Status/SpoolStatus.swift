@@ -25,6 +25,9 @@ public struct SpoolStatusFile: Codable, Sendable, Equatable {
     public var uploadFailures: Int = 0
     public var lastError: String?
     public var lastErrorAt: Double?
+    /// Uploads that replaced a version another machine made after this one opened the file
+    /// (docs/SEMANTICS.md); absent in files of older daemons.
+    public var concurrentWrites: Int?
     /// While draining: when the daemon gives up waiting for uploads (seconds since the epoch).
     public var drainUntil: Double?
 
@@ -204,7 +207,8 @@ extension RosetFileSystem {
         let (confirmed, failures, lastError, lastErrorAt) = uploader.counters.snapshot()
         SpoolStatusFile(pid: getpid(), state: state, updatedAt: Date().timeIntervalSince1970,
                         uploadsConfirmed: confirmed, uploadFailures: failures, lastError: lastError,
-                        lastErrorAt: lastErrorAt, drainUntil: drainUntil?.timeIntervalSince1970).write(folder: spool.folder)
+                        lastErrorAt: lastErrorAt, concurrentWrites: stateLock.withLock { concurrentWrites },
+                        drainUntil: drainUntil?.timeIntervalSince1970).write(folder: spool.folder)
     }
 
     /// Rewrites STATUS every second while the file system serves (the daemon calls it once mounted).
