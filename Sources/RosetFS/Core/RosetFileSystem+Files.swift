@@ -271,7 +271,8 @@ extension RosetFileSystem {
     /// changed (etag, version or size) the kernel's attributes and pages of the inode are dropped,
     /// so the size and bytes this open reads are the new ones (the open's keep-cache signature
     /// differs too, and the daemon's blocks are keyed by etag). When it is gone, the kernel's
-    /// entry for its name is dropped and the open fails with ENOENT. Read-only mounts, committed
+    /// entry for its name is dropped and the open fails with ENOENT; so it does when the node was
+    /// renamed or moved elsewhere (the new name is found by lookup). Read-only mounts, committed
     /// folders' children and `close_to_open=0` keep the cached node for the whole cache_ttl.
     func revalidatedNode(_ id: String, inode: InodeNumber) throws -> Node {
         guard config.closeToOpen, !config.readOnly, let (age, permanent) = cache.age(ofNode: id),
@@ -295,8 +296,10 @@ extension RosetFileSystem {
             notifier?.invalidateInode(inode, pages: true)
         }
         if let parentId = old.parentId, fresh.parentId != old.parentId || fresh.name != old.name {
+            // Renamed elsewhere: the name this open came through is gone, as a lookup would say.
             cache.removeChild(parentId, name: old.name)
             dropKernelEntry(parentId: parentId, name: old.name)
+            throw FSError(ENOENT)
         }
         return fresh
     }

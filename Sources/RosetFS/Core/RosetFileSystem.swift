@@ -261,7 +261,8 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         if cache.isKnownAbsent(parentId, name: name) { return nil }
         if let known = cache.childId(parentId, name: name) {
             guard let id = known else { return nil }
-            if let n = cache.lastKnownNode(id) { return .remote(n) }
+            // Stored with the listing or later, so fresh unless forgotten (invalidate).
+            if let n = cache.node(id) { return .remote(n) }
         }
         let found = try remote("resolve") { try controlPlane.resolve(name: name, in: parentId) }
         // A pending file may have appeared while we asked.
