@@ -10,6 +10,7 @@ import MountHelper
 import RosetClient
 import RosetFS
 import RosetFUSE
+import RosetMetrics
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -157,6 +158,23 @@ func serve(_ config: MountConfiguration, _ reporter: ReadinessReporter) -> Int32
         reporter.failed(message, exitStatus: MountHelperError.mountFailureStatus)
         return MountHelperError.mountFailureStatus
     }
+    // metrics=: bound before anything records a metric (swift-metrics is bootstrapped once, and
+    // objects made before stay no-ops), served from a thread started here, after the forks.
+    var measured = false
+    if let address = config.metrics {
+        let export = PrometheusExport()
+        do {
+            let endpoint = try MetricsEndpoint(host: address.host, port: address.port, render: { export.render() })
+            export.bootstrap()
+            endpoint.start()
+            measured = true
+            logger.notice("metrics in Prometheus' text format on http://\(address)/metrics")
+        } catch {
+            logger.error("\(error)")
+            reporter.failed("\(error)", exitStatus: MountHelperError.mountFailureStatus)
+            return MountHelperError.mountFailureStatus
+        }
+    }
     let fs: FileSystemOperations
     do {
         fs = try makeFileSystem(config)
@@ -166,7 +184,7 @@ func serve(_ config: MountConfiguration, _ reporter: ReadinessReporter) -> Int32
         reporter.failed("\(error)", exitStatus: status)
         return status
     }
-    let session = FUSESession(fileSystem: fs, mountpoint: config.mountpoint, options: fuseOptions(config),
+    let session = FUSESession(fileSystem: measured ? MeasuredFileSystem(fs) : fs, mountpoint: config.mountpoint, options: fuseOptions(config),
                               shutdownGrace: config.shutdownGrace, logger: Logger(label: "roset.fuse"))
     signals.setHandler { signal, count in
         if count == 1 {

@@ -7,7 +7,9 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import Metrics
 import RosetClient
+import RosetMetrics
 
 extension RosetFileSystem {
     // MARK: entries
@@ -283,6 +285,7 @@ extension RosetFileSystem {
         do {
             fresh = try remote("GET node") { try controlPlane.node(id: id) }
         } catch let e as FSError where e.errno == ENOENT {
+            Counter(label: RosetMetricNames.openRevalidations, dimensions: [("result", "gone")]).increment()
             cache.removeNode(id)
             if let parentId = old.parentId {
                 cache.removeChild(parentId, name: old.name)
@@ -291,7 +294,9 @@ extension RosetFileSystem {
             throw e
         }
         cache.store(fresh)
-        if fresh.etag != old.etag || fresh.versionId != old.versionId || fresh.size != old.size {
+        let changed = fresh.etag != old.etag || fresh.versionId != old.versionId || fresh.size != old.size
+        Counter(label: RosetMetricNames.openRevalidations, dimensions: [("result", changed ? "changed" : "unchanged")]).increment()
+        if changed {
             logger.debug("open: changed elsewhere, cached content dropped", metadata: ["node": "\(id)"])
             notifier?.invalidateInode(inode, pages: true)
         }

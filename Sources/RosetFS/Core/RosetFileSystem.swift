@@ -25,7 +25,9 @@ import Foundation
 import Glibc
 #endif
 import Logging
+import Metrics
 import RosetClient
+import RosetMetrics
 
 public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
     let config: FileSystemConfiguration
@@ -221,7 +223,11 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
 
     /// The node, from the cache while fresh, else fetched.
     func currentNode(_ id: String) throws -> Node {
-        if let n = cache.node(id) { return n }
+        if let n = cache.node(id) {
+            Counter(label: RosetMetricNames.metadataCacheHits).increment()
+            return n
+        }
+        Counter(label: RosetMetricNames.metadataCacheMisses).increment()
         do {
             let n = try remote("GET node") { try controlPlane.node(id: id) }
             cache.store(n)

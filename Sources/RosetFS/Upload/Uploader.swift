@@ -16,7 +16,9 @@
 //   retries, recovered entries, fsync, close_wait and shutdown never wait.
 import Foundation
 import Logging
+import Metrics
 import RosetClient
+import RosetMetrics
 
 protocol UploadDelegate: AnyObject, Sendable {
     /// Init created (or named) the node of an entry that had none. Called with the entry's
@@ -190,12 +192,14 @@ final class Uploader: @unchecked Sendable {
         do {
             let node = try upload(entry, generation: generation)
             counters.recordSuccess()
+            Counter(label: RosetMetricNames.uploadsConfirmed).increment()
             delegate?.uploadCompleted(entry, generation: generation, node: node)
         } catch is Abandoned {
             return
         } catch {
             let permanent = Uploader.isPermanent(error)
             counters.recordFailure(error, at: tuning.now())
+            Counter(label: RosetMetricNames.uploadFailures).increment()
             entry.cond.lock()
             guard entry.generation == generation, entry.phase == .uploading || entry.phase == .completing else {
                 entry.cond.unlock(); return
