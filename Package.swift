@@ -3,16 +3,24 @@
 // roset-fuse: `mount.roset` (a mount(8) helper that mounts Roset-managed object storage through
 // FUSE) and `roset-server` (the local control plane). Targets depend downwards only:
 //
-//   MountRoset (mount.roset) ─▶ MountHelper ─▶ CMount
+//   MountRoset (mount.roset) ─▶ MountHelper ─▶ CMount, COpenSSL (the mount registry's file names)
 //            └──────────────▶ RosetFUSE ─▶ RosetFS ─▶ RosetClient ─▶ CCurl, CPipes (splice)
 //                                  └─▶ CFuse    └─▶ COpenSSL (SHA-256), CCRC32C, CPipes
 //   RosetServerMain (roset-server) ─▶ RosetServer ─▶ Hummingbird, GRDB, Crypto
 //   RosetClient, RosetFS, RosetFUSE, MountRoset and RosetServer ─▶ RosetMetrics ─▶ swift-metrics,
 //   swift-prometheus (metric names, the Prometheus exposition and its endpoint)
 //
+// Platforms: Linux only (glibc; built and tested on x86_64). The mount side needs the kernel's FUSE,
+// libfuse 3, libmount, splice(2) and /proc; nothing here builds on macOS or Windows, so the
+// manifest says so instead of listing an Apple platform (`platforms:` can only name those).
+//
 // Setting ROSET_WITHOUT_SERVER=1 leaves the server and its (slow to build) dependencies out, for
 // client-only machines and quick builds of the mount side.
 import PackageDescription
+
+#if !os(Linux)
+#error("roset-fuse builds on Linux only: it needs FUSE (libfuse 3), libmount, splice(2) and /proc")
+#endif
 
 let withServer = Context.environment["ROSET_WITHOUT_SERVER"] == nil
 
@@ -52,7 +60,7 @@ var targets: [Target] = [
     .target(name: "RosetClient", dependencies: ["CCurl", "CPipes", "RosetMetrics", metrics, logging]),
     .target(name: "RosetFS", dependencies: ["RosetClient", "COpenSSL", "CPipes", "CCRC32C", "RosetMetrics", metrics, logging]),
     .target(name: "RosetFUSE", dependencies: ["CFuse", "RosetFS", "RosetMetrics", metrics, logging]),
-    .target(name: "MountHelper", dependencies: ["CMount", argumentParser, logging]),
+    .target(name: "MountHelper", dependencies: ["CMount", "COpenSSL", argumentParser, logging]),
     .executableTarget(name: "MountRoset",
                       dependencies: ["MountHelper", "RosetFUSE", "RosetFS", "RosetClient", "RosetMetrics", "CMalloc",
                                      argumentParser, logging]),
@@ -97,7 +105,6 @@ if withServer {
 
 let package = Package(
     name: "roset-fuse",
-    platforms: [.macOS(.v14)],
     products: products,
     dependencies: dependencies,
     targets: targets,

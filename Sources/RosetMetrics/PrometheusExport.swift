@@ -1,7 +1,7 @@
 // This process's swift-metrics in Prometheus' text format, through swift-prometheus. Invariants:
 // `bootstrap` runs at most once per process and before any metric is recorded (swift-metrics
-// objects made earlier stay no-ops); names and labels with dots (Hummingbird's) become
-// underscores; every family in the output carries a HELP line, from RosetMetricNames.help or,
+// objects made earlier stay no-ops); others' metrics get the names RosetMetricNames.exported
+// gives them, and any other dot in a name or label becomes an underscore; every family in the output carries a HELP line, from RosetMetricNames.help or,
 // for a family no one described, one naming it.
 import Metrics
 import Prometheus
@@ -21,7 +21,7 @@ public final class PrometheusExport: Sendable {
                                                    .milliseconds(250), .milliseconds(500), .seconds(1),
                                                    .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30)]
         factory.nameAndLabelSanitizer = { name, labels in
-            (Self.prometheusName(name), labels.map { (Self.prometheusName($0.0), $0.1) })
+            (RosetMetricNames.exported[name] ?? Self.prometheusName(name), labels.map { (Self.prometheusName($0.0), $0.1) })
         }
         MetricsSystem.bootstrap(factory)
     }

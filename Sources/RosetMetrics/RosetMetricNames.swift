@@ -28,11 +28,20 @@ public enum RosetMetricNames {
     public static let uploadFailures = "roset_upload_failures_total"
     public static let deadLetters = "roset_dead_letters_total"
     public static let concurrentWrites = "roset_concurrent_writes_total"
-    // roset-server (Hummingbird's MetricsMiddleware, names with dots made Prometheus names).
-    public static let serverRequests = "hb_requests"
-    public static let serverRequestDuration = "http_server_request_duration"
-    public static let serverRequestErrors = "hb_request_errors"
-    public static let serverActiveRequests = "http_server_active_requests"
+    // roset-server (Hummingbird's MetricsMiddleware, renamed by `exported`).
+    public static let serverRequests = "roset_server_requests_total"
+    public static let serverRequestDuration = "roset_server_request_duration_seconds"
+    public static let serverRequestErrors = "roset_server_request_errors_total"
+    public static let serverActiveRequests = "roset_server_active_requests"
+
+    /// The names others' metrics are exported under: Hummingbird's counters lack the `_total`
+    /// suffix (promtool refuses that) and its names carry dots.
+    public static let exported: [String: String] = [
+        "hb.requests": serverRequests,
+        "http.server.request.duration": serverRequestDuration,
+        "hb.request.errors": serverRequestErrors,
+        "http.server.active_requests": serverActiveRequests,
+    ]
 
     /// HELP text by metric family name.
     public static let help: [String: String] = [

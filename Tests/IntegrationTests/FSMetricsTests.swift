@@ -102,7 +102,8 @@ struct FSMetricsTests {
                 return
             }
             try Self.checkWithPromtool(server)
-            #expect(Self.value(server, "hb_requests") > 0, "\(server.prefix(2000))")
+            #expect(Self.value(server, "roset_server_requests_total", ["http_route=\"/v1/uploads/init\""]) > 0,
+                    "\(server.prefix(2000))")
         }
     }
 

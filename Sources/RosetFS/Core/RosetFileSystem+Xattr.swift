@@ -79,7 +79,7 @@ extension RosetFileSystem {
         if let old, old.type == .file {
             blockCache.invalidate(objectKey: Self.objectKey(of: old))
         }
-        stateLock.withLock { openSignatures[inode] = nil }
+        pendingIndex.forgetOpens(inode: inode)
         logger.info("cached metadata and data dropped on request", metadata: ["node": "\(id)", "names": "\(names.count)"])
         guard let notifier else { return }
         notifier.invalidateInode(inode, pages: true)
