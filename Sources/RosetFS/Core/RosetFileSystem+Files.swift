@@ -261,12 +261,13 @@ extension RosetFileSystem {
 
     /// Close-to-open (docs/SEMANTICS.md): the node behind an open, asked for again when its
     /// cached copy is older than `revalidateAfter` (one GET of the node). When its content
-    /// changed (etag, version or size) the kernel's attributes and pages of the inode are dropped,
-    /// so the size and bytes this open reads are the new ones (the open's keep-cache signature
-    /// differs too, and the daemon's blocks are keyed by etag). When it is gone, the kernel's
-    /// entry for its name is dropped and the open fails with ENOENT; so it does when the node was
-    /// renamed or moved elsewhere (the new name is found by lookup). Read-only mounts, committed
-    /// folders' children and `close_to_open=0` keep the cached node for the whole cache_ttl.
+    /// changed (etag, version or size) the kernel's attributes of the inode are dropped here and
+    /// its pages by the open's reply (its keep-cache signature differs), so the size and bytes
+    /// this open reads are the new ones (the daemon's blocks are keyed by etag). When it is gone,
+    /// the kernel's entry for its name is dropped and the open fails with ENOENT; so it does when
+    /// the node was renamed or moved elsewhere (the new name is found by lookup). Read-only
+    /// mounts, committed folders' children and `close_to_open=0` keep the cached node for the
+    /// whole cache_ttl.
     func revalidatedNode(_ id: String, inode: InodeNumber) throws -> Node {
         guard config.closeToOpen, !config.readOnly, let (age, permanent) = cache.age(ofNode: id),
               !permanent, age >= config.revalidateAfter, let old = cache.lastKnownNode(id) else {
@@ -289,7 +290,9 @@ extension RosetFileSystem {
         Counter(label: RosetMetricNames.openRevalidations, dimensions: [("result", changed ? "changed" : "unchanged")]).increment()
         if changed {
             logger.debug("open: changed elsewhere, cached content dropped", metadata: ["node": "\(id)"])
-            notifier?.invalidateInode(inode, pages: true)
+            // Attributes only: the size the kernel holds would cut reads of a longer file short.
+            // The pages go with this open's reply (its keep-cache signature differs).
+            notifier?.invalidateInode(inode, pages: false)
         }
         if let parentId = old.parentId, fresh.parentId != old.parentId || fresh.name != old.name {
             // Renamed elsewhere: the name this open came through is gone, as a lookup would say.
