@@ -48,8 +48,8 @@ public final class MeasuredFileSystem: FileSystemOperations, @unchecked Sendable
         }
     }
 
-    public func lookup(parent: InodeNumber, name: String) throws -> EntryReply {
-        try measure("lookup") { try inner.lookup(parent: parent, name: name) }
+    public func lookup(parent: InodeNumber, name: String, context: RequestContext) throws -> EntryReply {
+        try measure("lookup") { try inner.lookup(parent: parent, name: name, context: context) }
     }
     public func forget(inode: InodeNumber, lookups: UInt64) {
         measure("forget") { inner.forget(inode: inode, lookups: lookups) }
@@ -70,17 +70,20 @@ public final class MeasuredFileSystem: FileSystemOperations, @unchecked Sendable
     public func mkdir(parent: InodeNumber, name: String, mode: UInt32, context: RequestContext) throws -> EntryReply {
         try measure("mkdir") { try inner.mkdir(parent: parent, name: name, mode: mode, context: context) }
     }
-    public func unlink(parent: InodeNumber, name: String) throws {
-        try measure("unlink") { try inner.unlink(parent: parent, name: name) }
+    public func unlink(parent: InodeNumber, name: String, context: RequestContext) throws {
+        try measure("unlink") { try inner.unlink(parent: parent, name: name, context: context) }
     }
-    public func rmdir(parent: InodeNumber, name: String) throws {
-        try measure("rmdir") { try inner.rmdir(parent: parent, name: name) }
+    public func rmdir(parent: InodeNumber, name: String, context: RequestContext) throws {
+        try measure("rmdir") { try inner.rmdir(parent: parent, name: name, context: context) }
     }
     public func symlink(target: String, parent: InodeNumber, name: String, context: RequestContext) throws -> EntryReply {
         try measure("symlink") { try inner.symlink(target: target, parent: parent, name: name, context: context) }
     }
-    public func rename(parent: InodeNumber, name: String, newParent: InodeNumber, newName: String, flags: UInt32) throws {
-        try measure("rename") { try inner.rename(parent: parent, name: name, newParent: newParent, newName: newName, flags: flags) }
+    public func rename(parent: InodeNumber, name: String, newParent: InodeNumber, newName: String, flags: UInt32,
+                       context: RequestContext) throws {
+        try measure("rename") {
+            try inner.rename(parent: parent, name: name, newParent: newParent, newName: newName, flags: flags, context: context)
+        }
     }
     public func link(inode: InodeNumber, newParent: InodeNumber, newName: String) throws -> EntryReply {
         try measure("link") { try inner.link(inode: inode, newParent: newParent, newName: newName) }
@@ -114,8 +117,8 @@ public final class MeasuredFileSystem: FileSystemOperations, @unchecked Sendable
     public func fsync(inode: InodeNumber, handle: FileHandleID, dataOnly: Bool) throws {
         try measure("fsync") { try inner.fsync(inode: inode, handle: handle, dataOnly: dataOnly) }
     }
-    public func opendir(inode: InodeNumber) throws -> OpenReply {
-        try measure("opendir") { try inner.opendir(inode: inode) }
+    public func opendir(inode: InodeNumber, context: RequestContext) throws -> OpenReply {
+        try measure("opendir") { try inner.opendir(inode: inode, context: context) }
     }
     public func readdir(inode: InodeNumber, handle: FileHandleID, offset: Int64, plus: Bool,
                         add: (DirectoryEntry) -> Bool) throws {
@@ -129,8 +132,8 @@ public final class MeasuredFileSystem: FileSystemOperations, @unchecked Sendable
     public func statfs(inode: InodeNumber) throws -> FileSystemStatistics {
         try measure("statfs") { try inner.statfs(inode: inode) }
     }
-    public func setxattr(inode: InodeNumber, name: String, value: [UInt8], flags: Int32) throws {
-        try measure("setxattr") { try inner.setxattr(inode: inode, name: name, value: value, flags: flags) }
+    public func setxattr(inode: InodeNumber, name: String, value: [UInt8], flags: Int32, context: RequestContext) throws {
+        try measure("setxattr") { try inner.setxattr(inode: inode, name: name, value: value, flags: flags, context: context) }
     }
     public func getxattr(inode: InodeNumber, name: String) throws -> [UInt8] {
         try measure("getxattr") { try inner.getxattr(inode: inode, name: name) }
@@ -138,8 +141,8 @@ public final class MeasuredFileSystem: FileSystemOperations, @unchecked Sendable
     public func listxattr(inode: InodeNumber) throws -> [String] {
         try measure("listxattr") { try inner.listxattr(inode: inode) }
     }
-    public func removexattr(inode: InodeNumber, name: String) throws {
-        try measure("removexattr") { try inner.removexattr(inode: inode, name: name) }
+    public func removexattr(inode: InodeNumber, name: String, context: RequestContext) throws {
+        try measure("removexattr") { try inner.removexattr(inode: inode, name: name, context: context) }
     }
     public func access(inode: InodeNumber, mask: Int32, context: RequestContext) throws {
         try measure("access") { try inner.access(inode: inode, mask: mask, context: context) }

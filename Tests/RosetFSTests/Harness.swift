@@ -135,3 +135,31 @@ final class Harness: @unchecked Sendable {
 
 func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 func pattern(_ count: Int, seed: UInt8 = 7) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed)) } }
+
+/// Requests as the unit tests make them: from this process, whose identity the checks see.
+/// (Not in RosetFS itself, so that a wrapper of FileSystemOperations cannot drop the caller.)
+extension FileSystemOperations {
+    // The same requests as the mount's owner makes them, for callers that are not the kernel
+    // (these unit tests): the permission checks pass as they do for the owner of the mount.
+    func lookup(parent: InodeNumber, name: String) throws -> EntryReply {
+        try lookup(parent: parent, name: name, context: .mountOwner)
+    }
+    func unlink(parent: InodeNumber, name: String) throws {
+        try unlink(parent: parent, name: name, context: .mountOwner)
+    }
+    func rmdir(parent: InodeNumber, name: String) throws {
+        try rmdir(parent: parent, name: name, context: .mountOwner)
+    }
+    func rename(parent: InodeNumber, name: String, newParent: InodeNumber, newName: String, flags: UInt32) throws {
+        try rename(parent: parent, name: name, newParent: newParent, newName: newName, flags: flags, context: .mountOwner)
+    }
+    func opendir(inode: InodeNumber) throws -> OpenReply {
+        try opendir(inode: inode, context: .mountOwner)
+    }
+    func setxattr(inode: InodeNumber, name: String, value: [UInt8], flags: Int32) throws {
+        try setxattr(inode: inode, name: name, value: value, flags: flags, context: .mountOwner)
+    }
+    func removexattr(inode: InodeNumber, name: String) throws {
+        try removexattr(inode: inode, name: name, context: .mountOwner)
+    }
+}

@@ -230,30 +230,6 @@ extension FileSystemOperations {
     /// A filesystem that never changes behind the kernel's back needs no notifier.
     public func attachKernelNotifier(_ notifier: KernelCacheNotifier) {}
 
-    // The same requests as the mount's owner makes them, for callers that are not the kernel
-    // (unit tests, tools): the permission checks pass as they do for the owner of the mount.
-    public func lookup(parent: InodeNumber, name: String) throws -> EntryReply {
-        try lookup(parent: parent, name: name, context: .mountOwner)
-    }
-    public func unlink(parent: InodeNumber, name: String) throws {
-        try unlink(parent: parent, name: name, context: .mountOwner)
-    }
-    public func rmdir(parent: InodeNumber, name: String) throws {
-        try rmdir(parent: parent, name: name, context: .mountOwner)
-    }
-    public func rename(parent: InodeNumber, name: String, newParent: InodeNumber, newName: String, flags: UInt32) throws {
-        try rename(parent: parent, name: name, newParent: newParent, newName: newName, flags: flags, context: .mountOwner)
-    }
-    public func opendir(inode: InodeNumber) throws -> OpenReply {
-        try opendir(inode: inode, context: .mountOwner)
-    }
-    public func setxattr(inode: InodeNumber, name: String, value: [UInt8], flags: Int32) throws {
-        try setxattr(inode: inode, name: name, value: value, flags: flags, context: .mountOwner)
-    }
-    public func removexattr(inode: InodeNumber, name: String) throws {
-        try removexattr(inode: inode, name: name, context: .mountOwner)
-    }
-
     /// A filesystem without pipe streams answers every read with buffers.
     public func read(inode: InodeNumber, handle: FileHandleID, offset: Int64, size: Int,
                      reply: ([UnsafeRawBufferPointer]) -> Void, pipeReply: ([(fd: Int32, count: Int)]) -> Void) throws {
