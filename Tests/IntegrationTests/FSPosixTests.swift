@@ -1,5 +1,6 @@
 // POSIX behaviour beyond permissions, through a real mount: special files (FIFO, Unix socket,
-// device node) kept as metadata-only nodes that survive a remount, folder times and link counts
+// device node) kept as metadata-only nodes that survive a remount, a file unlinked while open
+// that stays usable through its descriptor, folder times and link counts
 // that follow the folder's entries, and a truncate beyond what
 // the spool's file system can hold answering EFBIG (as the same call on that disk does), logged.
 import Foundation
@@ -123,6 +124,34 @@ struct FSPosixTests {
             f.unmount()
             try f.mountAgain()
             #expect(ctime() >= last - 0.001)
+        }
+    }
+
+    /// A file unlinked while open stays usable through its descriptor (read, write, fstat with
+    /// nlink 0, ftruncate) until the last close, and nothing of it is uploaded.
+    @Test func unlinkedWhileOpenKeepsItsDataForItsDescriptors() throws {
+        try MountedRoset.with { f in
+            let fd = open(f.path("tmp"), O_RDWR | O_CREAT | O_EXCL, 0o600)
+            #expect(fd >= 0)
+            guard fd >= 0 else { return }
+            #expect(pwrite(fd, "Hello", 5, 0) == 5)
+            #expect(Posix.unlink(f.path("tmp")) == .ok)
+            #expect(!Posix.exists(f.path("tmp")))
+            var buffer = [UInt8](repeating: 0, count: 5)
+            #expect(pread(fd, &buffer, 5, 0) == 5, "pread: \(errno)")
+            #expect(buffer == Array("Hello".utf8))
+            #expect(pwrite(fd, " world", 6, 5) == 6, "pwrite: \(errno)")
+            var st = stat()
+            #expect(fstat(fd, &st) == 0, "fstat: \(errno)")
+            #expect(st.st_size == 11 && st.st_nlink == 0, "size \(st.st_size) nlink \(st.st_nlink)")
+            #expect(ftruncate(fd, 4) == 0, "ftruncate: \(errno)")
+            #expect(fstat(fd, &st) == 0 && st.st_size == 4)
+            #expect(pread(fd, &buffer, 5, 0) == 4)
+            #expect(close(fd) == 0)
+            usleep(1_500_000)
+            let remote = try f.remoteNode("tmp")
+            #expect(remote == nil)
+            #expect(f.eventually(timeout: 5) { f.spoolEntryFiles().isEmpty })
         }
     }
 

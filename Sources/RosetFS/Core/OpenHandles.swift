@@ -32,6 +32,10 @@ final class OpenHandles: @unchecked Sendable {
     }
 
     func file(_ id: FileHandleID) -> OpenFile? { lock.withLock { files[id] } }
+    /// The open files of `inode` that write to a spool entry.
+    func writers(of inode: InodeNumber) -> [OpenFile] {
+        lock.withLock { files.values.filter { $0.inode == inode && $0.entry != nil } }
+    }
     func directory(_ id: FileHandleID) -> DirectoryHandle? { lock.withLock { directories[id] } }
     func removeFile(_ id: FileHandleID) -> OpenFile? { lock.withLock { files.removeValue(forKey: id) } }
     func removeDirectory(_ id: FileHandleID) { lock.withLock { directories[id] = nil } }

@@ -34,6 +34,13 @@ extension NodeAccess {
 }
 
 extension RosetFileSystem {
+    /// The spool entry of an open handle whose file was unlinked: until the last close it alone
+    /// holds the file's data, readable, writable and truncatable through the handle, never uploaded.
+    func unlinkedEntry(_ handle: FileHandleID?) -> SpoolEntry? {
+        guard let handle, let file = try? openFile(handle), let e = file.entry else { return nil }
+        return e.cond.withLock { e.unlinked } ? e : nil
+    }
+
     /// How long the kernel may keep a name → inode entry.
     var entryTimeout: Double { config.checksAccess ? 0 : config.cacheTTL }
 

@@ -405,8 +405,8 @@ extension RosetFileSystem {
     private func read(inode: InodeNumber, handle: FileHandleID, offset: Int64, size: Int,
                       reply: ([UnsafeRawBufferPointer]) -> Void, pipeReply: (([(fd: Int32, count: Int)]) -> Void)?) throws {
         let file = try openFile(handle)
-        let key = try key(of: inode)
-        if let e = file.entry ?? pending(key: key) {
+        // A handle's own entry first: after an unlink it alone holds the data (the name is gone).
+        if let e = file.entry ?? (try? key(of: inode)).flatMap({ pending(key: $0) }) {
             e.cond.lock()
             while e.materializing { e.cond.wait() }
             let readable = e.materialized && (e.isLive || e.unlinked)
@@ -549,6 +549,16 @@ extension RosetFileSystem {
     public func setattr(inode: InodeNumber, changes: AttributeChanges, handle: FileHandleID?,
                         context: RequestContext) throws -> AttributeReply {
         try checkWritable()
+        if let e = unlinkedEntry(handle) {
+            // ftruncate/fchmod through a descriptor of an unlinked file: only its spooled data is left.
+            if let size = changes.size {
+                guard size >= 0 else { throw FSError(EINVAL) }
+                e.cond.lock()
+                defer { e.cond.unlock() }
+                try truncateLocked(e, to: size)
+            }
+            return try getattr(inode: inode, handle: handle)
+        }
         let key = try key(of: inode)
         let current = NodeAccess(try attributes(forKey: key, inode: inode))
         let explicitTimes = [changes.accessTime, changes.modificationTime].contains { if case .set = $0 { true } else { false } }

@@ -29,8 +29,25 @@ extension RosetFileSystem {
     }
 
     public func getattr(inode: InodeNumber, handle: FileHandleID?) throws -> AttributeReply {
-        let key = try key(of: inode)
-        return AttributeReply(attributes: try attributes(forKey: key, inode: inode), timeout: config.cacheTTL)
+        do {
+            if unlinkedEntry(handle) == nil {
+                let key = try key(of: inode)
+                return AttributeReply(attributes: try attributes(forKey: key, inode: inode), timeout: config.cacheTTL)
+            }
+        } catch let error as FSError where error.errno == ENOENT {
+            // fstat comes without a handle: an unlinked file still open for writing answers from its entry.
+            guard let file = openHandles.writers(of: inode).first(where: { f in f.entry.map { e in e.cond.withLock { e.unlinked } } ?? false }),
+                  let e = file.entry else { throw error }
+            return unlinkedAttributes(e, inode: inode)
+        }
+        return unlinkedAttributes(unlinkedEntry(handle)!, inode: inode)
+    }
+
+    /// What an unlinked file still open shows: its spooled size and times, no links.
+    private func unlinkedAttributes(_ e: SpoolEntry, inode: InodeNumber) -> AttributeReply {
+        var attributes = attributes(of: e, inode: inode)
+        attributes.linkCount = 0
+        return AttributeReply(attributes: attributes, timeout: 0)
     }
 
     public func readlink(inode: InodeNumber) throws -> String {
