@@ -47,6 +47,9 @@ func makeFileSystem(_ config: MountConfiguration) throws -> FileSystemOperations
     fs.fileMode = config.fileMode
     fs.dirMode = config.dirMode
     fs.spoolMaxMB = config.spoolMaxMB
+    fs.dataCacheDirectory = config.dataCacheDirectory
+    fs.dataCacheMaxMB = config.dataCacheMaxMB
+    fs.dataCacheMinFreeMB = config.dataCacheMinFreeMB
     fs.uploadConcurrency = config.uploadConcurrency
     fs.partSizeMB = config.partSizeMB
     fs.closeWait = config.closeWait

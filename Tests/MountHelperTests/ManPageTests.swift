@@ -128,10 +128,11 @@ private func optionNamesInResolver() throws -> Set<String> {
         for name in documented where !["apikey_file"].contains(name) {
             let value = ["api_url": "http://127.0.0.1:1", "uid": "0", "gid": "0", "umask": "022", "file_mode": "0644",
                          "dir_mode": "0755", "max_read": "131072", "blksize": "4096", "spool_dir": "/tmp/s",
+                         "data_cache_dir": "/tmp/c",
                          "mount_id": "m", "log_file": "/tmp/l"][name]
             let numeric = ["cache_ttl", "cache_size_mb", "spool_max_mb", "upload_concurrency", "part_size_mb",
                            "shutdown_grace", "max_threads", "upload_delay_ms", "read_ahead_kb", "request_timeout",
-                           "retries"].contains(name)
+                           "retries", "data_cache_max_mb", "data_cache_min_free_mb"].contains(name)
             let optstr = value.map { "\(name)=\($0)" } ?? (numeric ? "\(name)=8" : name)
             var request = MountRequest(spec: "default", mountpoint: "/mnt/x", options: try MountOptionList.parse(optstr))
             request.sloppy = false
@@ -174,6 +175,7 @@ private func optionNamesInResolver() throws -> Set<String> {
             "retries": String(config.maxAttempts - 1),
             "umask": String(config.umask, radix: 8).count < 3 ? "0" + String(config.umask, radix: 8) : String(config.umask, radix: 8),
             "spool_dir": config.spoolDirectory,
+            "data_cache_dir": config.dataCacheDirectory,
         ]
         for (name, value) in expected {
             guard let entry = entries.first(where: { optionNames(inTag: $0.tag).contains(name) }) else {

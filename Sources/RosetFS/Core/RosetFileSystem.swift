@@ -40,6 +40,8 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
     let budget: SpoolBudget
     let uploader: Uploader
     let blockCache: BlockCache
+    /// The persistent data cache below `blockCache`; nil when turned off.
+    public let dataCache: DiskDataCache?
 
     let stateLock = NSLock()
     /// Live entries by every key they answer to (spool key, node id) and by id.
@@ -82,6 +84,14 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         blockCache = BlockCache(capacityBytes: max(1, configuration.cacheSizeMB) << 20)
         spool = try Spool(base: configuration.spoolDirectory, apiURL: configuration.apiURL, mountId: configuration.mountId,
                           attach: !configuration.readOnly, onWait: { logger.notice("\($0)") })
+        if let base = configuration.dataCacheDirectory, configuration.dataCacheMaxMB != 0 {
+            dataCache = DiskDataCache(folder: base + "/" + URL(fileURLWithPath: spool.folder).lastPathComponent,
+                                      boundBytes: configuration.dataCacheMaxMB.map { Int64($0) << 20 },
+                                      minFreeBytes: configuration.dataCacheMinFreeMB.map { Int64($0) << 20 },
+                                      logger: logger)
+        } else {
+            dataCache = nil
+        }
         budget = SpoolBudget(capacityBytes: Int64(max(1, configuration.spoolMaxMB)) << 20)
         let partSize = tuning.partSizeBytes ?? (Int64(max(5, configuration.partSizeMB)) << 20)
         uploader = Uploader(controlPlane: controlPlane, store: store, spool: spool, logger: logger, tuning: tuning,

@@ -27,6 +27,8 @@ public struct SpoolStatusFile: Codable, Sendable, Equatable {
     public var lastErrorAt: Double?
     /// While draining: when the daemon gives up waiting for uploads (seconds since the epoch).
     public var drainUntil: Double?
+    /// The disk data cache's size, bound and hits (absent when it is off).
+    public var dataCache: DiskDataCache.Snapshot?
 
     public static func read(folder: String) -> SpoolStatusFile? {
         guard let data = FileManager.default.contents(atPath: folder + "/STATUS") else { return nil }
@@ -204,7 +206,8 @@ extension RosetFileSystem {
         let (confirmed, failures, lastError, lastErrorAt) = uploader.counters.snapshot()
         SpoolStatusFile(pid: getpid(), state: state, updatedAt: Date().timeIntervalSince1970,
                         uploadsConfirmed: confirmed, uploadFailures: failures, lastError: lastError,
-                        lastErrorAt: lastErrorAt, drainUntil: drainUntil?.timeIntervalSince1970).write(folder: spool.folder)
+                        lastErrorAt: lastErrorAt, drainUntil: drainUntil?.timeIntervalSince1970,
+                        dataCache: dataCache?.snapshot).write(folder: spool.folder)
     }
 
     /// Rewrites STATUS every second while the file system serves (the daemon calls it once mounted).
