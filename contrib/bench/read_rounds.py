@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Alternating cold reads of one 1 GiB object: curl on its signed URL, then mount.roset buffered,
-then with -o direct_io, for N rounds, each line with the CPU it cost (issues 3 and 6, profiling).
+then with -o direct_io, for N rounds, each line with the CPU it cost (the read path's profiling tool, see docs/PERFORMANCE.md).
 
 The object is written through the mount (a multipart upload, as the benchmarks read it); every
 mount.roset read comes through a fresh mount. Per read: MiB/s, wall time, cores busy machine-wide

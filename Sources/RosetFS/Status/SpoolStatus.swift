@@ -1,12 +1,10 @@
-// What `mount.roset status DIR` shows, and the two small files it reads besides the journal.
+// What `mount.roset status DIR` shows of a spool: the STATUS file and a read-only report of the
+// journal (the mount registry that finds the spool is MountHelper's MountRegistry).
 // Invariants:
 // - `<spool folder>/STATUS` (SpoolStatusFile, JSON) is written by the daemon holding the lock,
 //   always atomically (temporary file + rename); readers never see half a file. Its `state` is
 //   `mounted` while the file system serves, `draining` once it stopped taking writes (unmounted,
 //   uploads finishing within shutdown_grace) and `stopped` when the daemon let go of the lock.
-// - The mount registry (`/run/roset/mounts/` for root, `$XDG_RUNTIME_DIR/roset/mounts/` else)
-//   maps a mount point to its spool folder and daemon pid. It survives a crashed daemon, so the
-//   status view still finds and lists the spool of a mount whose daemon is gone.
 // - SpoolReport only reads: it never takes the spool lock and never changes a file, so it is safe
 //   while a daemon runs (it may see a record a moment old).
 import Foundation
@@ -55,71 +53,6 @@ final class UploadCounters: @unchecked Sendable {
         lock.withLock { failures += 1; lastError = "\(error)"; lastErrorAt = date.timeIntervalSince1970 }
     }
     func snapshot() -> (Int, Int, String?, Double?) { lock.withLock { (confirmed, failures, lastError, lastErrorAt) } }
-}
-
-/// One line of the mount registry: which spool a mount point uses and which daemon serves it.
-public struct MountRegistration: Codable, Sendable, Equatable {
-    public var mountpoint: String
-    public var spoolFolder: String
-    public var pid: Int32
-    public var mountId: String
-    public var startedAt: Double
-
-    public init(mountpoint: String, spoolFolder: String, pid: Int32, mountId: String, startedAt: Double) {
-        self.mountpoint = mountpoint; self.spoolFolder = spoolFolder; self.pid = pid
-        self.mountId = mountId; self.startedAt = startedAt
-    }
-}
-
-public enum MountRegistry {
-    /// `/run/roset/mounts` for root, `$XDG_RUNTIME_DIR/roset/mounts` (or /tmp/roset-UID/mounts).
-    public static var folder: String {
-        if let override = ProcessInfo.processInfo.environment["ROSET_RUNTIME_DIR"], !override.isEmpty {
-            return override + "/mounts"
-        }
-        if getuid() == 0 { return "/run/roset/mounts" }
-        if let xdg = ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"], !xdg.isEmpty { return xdg + "/roset/mounts" }
-        return "/tmp/roset-\(getuid())/mounts"
-    }
-
-    /// The mount point's absolute path with its parent's symlinks resolved. The mount point
-    /// itself is never touched (no stat, no realpath): the daemon registers before it serves
-    /// requests (a stat would wait for itself), and after a crash it answers ENOTCONN.
-    public static func canonical(_ path: String) -> String {
-        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-        var parts: [Substring] = []
-        for part in absolute.split(separator: "/") where part != "." {
-            if part == ".." { _ = parts.popLast() } else { parts.append(part) }
-        }
-        guard let name = parts.popLast() else { return "/" }
-        let parent = "/" + parts.joined(separator: "/")
-        guard let resolved = realpath(parent, nil) else { return parent + (parts.isEmpty ? "" : "/") + name }
-        defer { free(resolved) }
-        let base = String(cString: resolved)
-        return (base == "/" ? "" : base) + "/" + name
-    }
-
-    static func file(for mountpoint: String) -> String {
-        folder + "/" + String(SHA256Hasher.hex(of: Array(canonical(mountpoint).utf8)).prefix(16)) + ".json"
-    }
-
-    public static func register(_ r: MountRegistration) {
-        try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true,
-                                                 attributes: [.posixPermissions: 0o700])
-        guard let data = try? JSONEncoder().encode(r) else { return }
-        let path = file(for: r.mountpoint)
-        if FileManager.default.createFile(atPath: path + ".tmp", contents: data) { rename(path + ".tmp", path) }
-    }
-
-    public static func lookup(mountpoint: String) -> MountRegistration? {
-        guard let data = FileManager.default.contents(atPath: file(for: mountpoint)) else { return nil }
-        return try? JSONDecoder().decode(MountRegistration.self, from: data)
-    }
-
-    /// Removes the registration, only if it is still this daemon's.
-    public static func unregister(mountpoint: String, pid: Int32) {
-        if lookup(mountpoint: mountpoint)?.pid == pid { unlink(file(for: mountpoint)) }
-    }
 }
 
 /// What a spool folder holds, read without the lock.
