@@ -1,7 +1,7 @@
 // The disk data cache through real mounts against a real roset-server, counting the blob GETs the
 // server answered (requests.download in /admin/stats): a second read after a remount sends no
 // data GET and status shows the cache; an object replaced by another client reads new after the
-// metadata TTL; a flipped byte in a cached block, or a daemon killed while reading, never serves
+// metadata TTL; a file written through the mount seeds the cache; a flipped byte in a cached block, or a daemon killed while reading, never serves
 // wrong bytes; the size bound and the free-space floor hold with a data set 3 times the bound;
 // an unusable cache folder leaves reads working from the network.
 import Foundation
@@ -64,6 +64,20 @@ struct FSDataCacheTests {
             let (status, text, _) = try StatusCLI.run(f.mountpoint)
             print("status:\n\(text)")
             #expect(status == 0 && text.contains("data cache:") && text.contains("hit ratio 100.0%"))
+        }
+    }
+
+    @Test func aFileWrittenThroughTheMountIsReadBackWithoutADownload() throws {
+        try MountedRoset.with { f in
+            let bytes = Self.content(8, size: (3 << 20) + 777)
+            #expect(Posix.write(f.path("w.bin"), bytes) == .ok)
+            #expect(f.eventually { f.spoolEntryFiles().isEmpty })
+            #expect(f.eventually(timeout: 10) { Self.cacheUse(Self.dataCacheFolder(f)).files.count == 4 })
+            f.unmount()
+            try f.mountAgain()
+            let before = Self.downloads(f)
+            #expect(Posix.read(f.path("w.bin")).1 == bytes)
+            #expect(Self.downloads(f) == before)
         }
     }
 

@@ -262,10 +262,16 @@ extension RosetFileSystem {
     /// written byte cost as much CPU as the spool write itself (2 cores).
     func bypassesPageCache(flags: Int32) -> Bool { config.directIO || flags & O_ACCMODE == O_WRONLY }
 
+    /// Names one version of a node's content (node id, etag, size): the key of its blocks in the
+    /// memory and disk caches.
+    static func contentKey(_ node: Node) -> String {
+        "\(node.id):\(node.etag ?? node.versionId ?? String(node.updatedAt.timeIntervalSince1970)):\(node.size)"
+    }
+
     /// A reader over the node's current content (signed URL fetched now, cached per handle).
     func prepareReader(_ file: OpenFile, key: String) throws {
         let node = try currentNode(key)
-        let objectKey = "\(node.id):\(node.etag ?? node.versionId ?? String(node.updatedAt.timeIntervalSince1970)):\(node.size)"
+        let objectKey = Self.contentKey(node)
         if file.lock.withLock({ file.readerKey == objectKey && file.reader != nil }) { return }
         var source: RangeSource
         let size: Int64

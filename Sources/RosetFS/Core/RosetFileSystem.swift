@@ -42,6 +42,8 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
     let blockCache: BlockCache
     /// The persistent data cache below `blockCache`; nil when turned off.
     public let dataCache: DiskDataCache?
+    /// Uploaded files waiting to seed `dataCache`.
+    let seedBacklog = DataCacheSeedBacklog()
 
     /// Pending files by key, location and id; spool-key aliases; open signatures.
     let pendingIndex = PendingIndex<SpoolEntry>()

@@ -346,6 +346,46 @@ public final class DiskDataCache: @unchecked Sendable {
         return filledEnd
     }
 
+    // MARK: Seeding
+
+    /// lseek(2)'s SEEK_HOLE (Linux), which Glibc's module leaves out without _GNU_SOURCE.
+    private static let seekHole: Int32 = 4
+
+    /// Keeps the content of an object version from a local file holding exactly its bytes (a
+    /// spool data file after its upload), so that it is not downloaded to be read. Blocks already
+    /// cached or being fetched are skipped; a file with holes (parts whose space was given back)
+    /// or of another size is not used at all. Runs on the caller's thread.
+    public func seed(objectKey: String, objectSize: Int64, fd: Int32) {
+        guard usable, objectSize > 0 else { return }
+        var st = stat()
+        guard fstat(fd, &st) == 0, Int64(st.st_size) == objectSize,
+              lseek(fd, 0, Self.seekHole) >= objectSize else { return }
+        let objectHash = String(SHA256Hasher.hex(of: Array(objectKey.utf8)).prefix(32))
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(Self.blockSize), alignment: 16)
+        defer { buffer.deallocate() }
+        var block: Int64 = 0
+        while block * Self.blockSize < objectSize {
+            let file = path(objectHash, block)
+            let claimed: Bool = lock.withLock {
+                guard entries[file] == nil, !inFlight.contains(file) else { return false }
+                inFlight.insert(file)
+                return true
+            }
+            if claimed {
+                let length = Self.blockLength(block, objectSize: objectSize)
+                let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length])
+                if Self.preadFully(fd, slice, offset: block * Self.blockSize) {
+                    store(objectHash: objectHash, block: block, bytes: UnsafeRawBufferPointer(slice))
+                }
+                lock.withLock {
+                    inFlight.remove(file)
+                    lock.broadcast()
+                }
+            }
+            block += 1
+        }
+    }
+
     // MARK: Writing
 
     /// Keeps one block (complete, as fetched) if there is room; never throws.
@@ -608,4 +648,23 @@ final class DiskCachedSource: RangeSource, @unchecked Sendable {
     func read(offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         try cache.read(objectKey: objectKey, objectSize: objectSize, offset: offset, into: buffer, source: upstream)
     }
+}
+
+/// The queue of uploaded files waiting to seed the disk cache, bounded in bytes so that a burst
+/// of writes does not queue unbounded copying behind it.
+final class DataCacheSeedBacklog: @unchecked Sendable {
+    static let limit: Int64 = 1 << 30
+    let queue = DispatchQueue(label: "roset-data-cache-seed", qos: .utility)
+    private let lock = NSLock()
+    private var waiting: Int64 = 0
+
+    func reserve(_ bytes: Int64) -> Bool {
+        lock.withLock {
+            guard waiting + bytes <= Self.limit else { return false }
+            waiting += bytes
+            return true
+        }
+    }
+
+    func release(_ bytes: Int64) { lock.withLock { waiting -= bytes } }
 }
