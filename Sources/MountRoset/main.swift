@@ -1,5 +1,5 @@
 // mount.roset (also answering as mount.fuse.roset, roset and roset-fuse) picks its command:
-// --version, `status DIR`, or a mount (MountHelper parses and daemonizes, MountDaemon serves it
+// --version, `status DIR`, `warmup PATH...`, or a mount (MountHelper parses and daemonizes, MountDaemon serves it
 // through RosetFUSE over RosetFS). --version is answered before any option parsing, so it works
 // under every name the binary has (bug reports and packaging scripts ask for it).
 import Foundation
@@ -14,5 +14,13 @@ if arguments.count == 1, ["--version", "-V"].contains(arguments[0]) {
 }
 if let status = StatusCommandLine.parse(arguments) {
     exit(StatusCommand.run(status))
+}
+do {
+    if let warmup = try WarmupCommandLine.parse(arguments) {
+        exit(WarmupCommand.run(warmup))
+    }
+} catch {
+    FileHandle.standardError.write(Data("mount.roset: \(error)\n".utf8))
+    exit(1)
 }
 MountProgram.run(work: MountDaemon.serve)

@@ -1,7 +1,7 @@
 // The disk data cache through real mounts against a real roset-server, counting the blob GETs the
 // server answered (requests.download in /admin/stats): a second read after a remount sends no
 // data GET and status shows the cache; an object replaced by another client reads new after the
-// metadata TTL; a file written through the mount seeds the cache; a flipped byte in a cached block, or a daemon killed while reading, never serves
+// metadata TTL; `mount.roset warmup` fills the cache; a file written through the mount seeds the cache; a flipped byte in a cached block, or a daemon killed while reading, never serves
 // wrong bytes; the size bound and the free-space floor hold with a data set 3 times the bound;
 // an unusable cache folder leaves reads working from the network.
 import Foundation
@@ -78,6 +78,32 @@ struct FSDataCacheTests {
             let before = Self.downloads(f)
             #expect(Posix.read(f.path("w.bin")).1 == bytes)
             #expect(Self.downloads(f) == before)
+        }
+    }
+
+    @Test func warmupFillsTheCacheSoReadsSendNoDataGET() throws {
+        try MountedRoset.with { f in
+            #expect(Posix.mkdir(f.path("set")) == .ok)
+            let setId = try #require(try f.remoteNode("set")).id
+            var files: [[UInt8]] = []
+            for i in 0..<12 {
+                files.append(Self.content(30 + i, size: 100_000 * (i + 1) * 3))
+                try f.uploadRemote(name: "f\(i).bin", parentId: setId, bytes: files[i])
+            }
+            // A fresh mount lists what was added behind this one's back.
+            f.unmount()
+            try f.mountAgain()
+            let run = try CapturedRun.run(TestBinaries.path("mount.roset"), ["warmup", "--jobs", "4", f.path("set")])
+            print(run.stdout)
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(run.stdout.contains("warmup: done, 12 file(s)"))
+            f.unmount()
+            try f.mountAgain()
+            let before = Self.downloads(f)
+            for (i, bytes) in files.enumerated() { #expect(Posix.read(f.path("set/f\(i).bin")).1 == bytes) }
+            #expect(Self.downloads(f) == before)
+            let missing = try CapturedRun.run(TestBinaries.path("mount.roset"), ["warmup", f.path("nope")])
+            #expect(missing.status == 1 && missing.stderr.contains("nope"))
         }
     }
 

@@ -73,6 +73,9 @@ public final class DiskDataCache: @unchecked Sendable {
     private var oldest: Entry?
     private var newest: Entry?
     private var totalBytes: Int64 = 0
+    /// Room promised to blocks being written (counted against the bound and the floor until they
+    /// are in `entries` or given up), so that parallel writers cannot overshoot together.
+    private var reservedBytes: Int64 = 0
     private var inFlight = Set<String>()
     private var scratchInUse = 0
     private var knownObjectFolders = Set<String>()
@@ -393,6 +396,13 @@ public final class DiskDataCache: @unchecked Sendable {
         let file = path(objectHash, block)
         let fileBytes = Self.allocated(Int64(Self.headerSize + bytes.count))
         guard makeRoom(fileBytes) else { return }
+        var inserted = false
+        defer {
+            lock.withLock {
+                reservedBytes -= fileBytes
+                if inserted { lock.broadcast() }
+            }
+        }
         let objectFolder = "\(folder)/\(objectHash)"
         let known = lock.withLock { knownObjectFolders.contains(objectHash) }
         if !known {
@@ -431,6 +441,7 @@ public final class DiskDataCache: @unchecked Sendable {
         lock.lock()
         if let old = entries[file] { removeEntry(old) }
         insertNewest(Entry(path: file, bytes: fileBytes))
+        inserted = true
         lock.unlock()
     }
 
@@ -440,13 +451,13 @@ public final class DiskDataCache: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         guard usable else { return false }
-        while totalBytes + bytes > boundValue, let victim = oldest { evict(victim) }
-        guard totalBytes + bytes <= boundValue else {
-            noteOnce("bound", "the data cache bound (\(boundValue >> 20) MiB) is smaller than a block: nothing is kept")
+        while totalBytes + reservedBytes + bytes > boundValue, let victim = oldest { evict(victim) }
+        guard totalBytes + reservedBytes + bytes <= boundValue else {
+            noteOnce("bound", "the data cache bound (\(boundValue >> 20) MiB) is taken by blocks being written: a block is not kept")
             return false
         }
         var fs = statvfs()
-        while statvfs(folder, &fs) == 0, Int64(fs.f_bavail) * Int64(fs.f_frsize) - bytes < minFreeBytes {
+        while statvfs(folder, &fs) == 0, Int64(fs.f_bavail) * Int64(fs.f_frsize) - reservedBytes - bytes < minFreeBytes {
             guard let victim = oldest else {
                 noteOnce("floor", "the file system of the data cache \(folder) is below its free-space floor "
                          + "(\(minFreeBytes >> 20) MiB): blocks are not kept, reads go to the network")
@@ -454,6 +465,7 @@ public final class DiskDataCache: @unchecked Sendable {
             }
             evict(victim)
         }
+        reservedBytes += bytes
         return true
     }
 
