@@ -21,6 +21,8 @@ extension FileSystemConfiguration {
     init(_ config: MountConfiguration, apiURL: String) {
         self.init(apiURL: apiURL, mountId: config.mountId ?? "default", spoolDirectory: config.spoolDirectory)
         cacheTTL = config.cacheTTL
+        negativeTTL = config.negativeTTL
+        closeToOpen = config.closeToOpen
         cacheSizeMB = config.cacheSizeMB
         readOnly = config.readOnly
         uid = config.uid

@@ -1,7 +1,8 @@
 // mount.roset (also answering as mount.fuse.roset, roset and roset-fuse) picks its command:
-// --version, `status DIR`, `warmup PATH...`, or a mount (MountHelper parses and daemonizes, MountDaemon serves it
-// through RosetFUSE over RosetFS). --version is answered before any option parsing, so it works
-// under every name the binary has (bug reports and packaging scripts ask for it).
+// --version, `status DIR`, `invalidate PATH...`, `warmup PATH...`, or a mount (MountHelper parses
+// and daemonizes, MountDaemon serves it through RosetFUSE over RosetFS). --version is answered
+// before any option parsing, so it works under every name the binary has (bug reports and
+// packaging scripts ask for it).
 import Foundation
 import MountHelper
 import RosetClient
@@ -14,6 +15,9 @@ if arguments.count == 1, ["--version", "-V"].contains(arguments[0]) {
 }
 if let status = StatusCommandLine.parse(arguments) {
     exit(StatusCommand.run(status))
+}
+if let paths = InvalidateCommandLine.parse(arguments) {
+    exit(InvalidateCommand.run(paths))
 }
 do {
     if let warmup = try WarmupCommandLine.parse(arguments) {

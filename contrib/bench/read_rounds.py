@@ -28,7 +28,8 @@ def busy_seconds():
 
 # In a VM with free page reporting (virtio-balloon), memory the guest frees goes back to the host
 # and costs a host fault when touched again; the counter shows how much went back during a read,
-# because that, not the read path, is what makes the same read swing by 3x here (README).
+# because that, not the read path, is what makes the same read swing by 3x here
+# (docs/PERFORMANCE.md, "Why the read targets are missed").
 REPORTED_KIB = "/sys/module/page_reporting/parameters/reported_kib"
 
 

@@ -6,7 +6,7 @@
 //     LOCK                 flock(LOCK_EX) held by the one daemon using the folder; holds its pid.
 //                          A new daemon finding it held waits only if STATUS says the holder is
 //                          `draining` (unmounted, finishing uploads), else it is refused at once
-//     STATUS               the holder's state and upload counters (SpoolStatus.swift); not
+//     STATUS               the holder's state and upload counters (SpoolStatusFile.swift); not
 //                          needed by recovery, read by `mount.roset status`
 //     IDENTITY             "roset-spool 2", the api URL (userinfo removed) and the mount id
 //     data/<entryId>       the file's full content (entryId: lowercase UUID); its CRC32C is in
@@ -44,6 +44,8 @@
 //   dead/ ("no journal record"), never deleted.
 import CPipes
 import Foundation
+import Metrics
+import RosetMetrics
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -449,6 +451,7 @@ final class Spool: @unchecked Sendable {
     /// Moves everything of `entryId` to dead/<entryId>/ with a reason file. Returns the folder.
     @discardableResult
     func moveToDeadLetter(entryId: String, reason: String) -> String {
+        Counter(label: RosetMetricNames.deadLetters).increment()
         let target = "\(deadFolder)/\(entryId)"
         try? FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
         Glibc.rename(dataPath(entryId), "\(target)/data")
