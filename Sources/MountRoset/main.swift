@@ -210,4 +210,6 @@ if CommandLine.arguments.count == 2, ["--version", "-V"].contains(CommandLine.ar
 if let status = StatusCommandLine.parse(Array(CommandLine.arguments.dropFirst())) {
     exit(StatusCommand.run(status))
 }
-MountProgram.run(work: serve)
+MountProgram.run(checkMountpoint: { dir in
+    do { _ = try FUSESession.checkMountpoint(dir); return nil } catch { return mountpointMessage(for: error) }
+}, work: serve)
