@@ -25,10 +25,17 @@ public enum ConfigurationResolver {
         let mountpoint = URL(fileURLWithPath: request.mountpoint).standardizedFileURL.path
 
         // mount id: mount_id= > SPEC > ROSET_MOUNT_ID > the account's default mount.
+        // SPEC may name a folder too, as s3fs's bucket:/path: `ID:/datasets/train` is
+        // `ID` with subdir=datasets/train (subdir= wins), and /proc/mounts shows it as given.
         var mountId = settings.mountId
-        if mountId == nil, let spec = request.spec {
-            let id = spec.hasPrefix("roset:") ? String(spec.dropFirst("roset:".count)) : spec
-            if !id.isEmpty && id != "default" && id != "roset" { mountId = id }
+        var specSubdir: String?
+        if let spec = request.spec {
+            var id = spec.hasPrefix("roset:") ? String(spec.dropFirst("roset:".count)) : spec
+            if let colon = id.range(of: ":/") {
+                specSubdir = try OptionSettings.subdirPath(String(id[colon.upperBound...]))
+                id = String(id[..<colon.lowerBound])
+            }
+            if mountId == nil, !id.isEmpty && id != "default" && id != "roset" { mountId = id }
         }
         if mountId == nil, let env = environment["ROSET_MOUNT_ID"], !env.isEmpty { mountId = env }
 
@@ -92,7 +99,7 @@ public enum ConfigurationResolver {
         var level = settings.logLevel ?? (settings.debug ? .debug : .info)
         if request.verbose { level = level.raised }
         config.logLevel = level
-        config.subdir = settings.subdir
+        config.subdir = settings.subdir ?? specSubdir
         config.fake = request.fake
         config.mountNamespace = request.mountNamespace
         if let spec = request.spec, !spec.isEmpty { config.source = spec }

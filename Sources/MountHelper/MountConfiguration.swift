@@ -104,8 +104,10 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
 
     /// First field of /proc/mounts: SPEC as mount(8) passed it, because `mount -a` (libmount)
     /// knows an fstab line is already mounted only when source and target both match; otherwise
-    /// `roset:<mount id>` (seed form).
-    public var fsName: String { source ?? "roset:\(mountId ?? "default")" }
+    /// `roset:<mount id>` (seed form), followed by `:/<subdir>` when a subdir= is served.
+    public var fsName: String {
+        source ?? "roset:\(mountId ?? "default")" + (subdir.map { ":/" + $0 } ?? "")
+    }
 
     public var description: String {
         func octal(_ v: UInt32) -> String { "0" + String(v, radix: 8) }

@@ -38,6 +38,7 @@ func makeFileSystem(_ config: MountConfiguration) throws -> FileSystemOperations
     let client = client(maxAttempts: config.maxAttempts)
     var fs = FileSystemConfiguration(apiURL: client.configuration.apiURL, mountId: config.mountId ?? "default",
                                      spoolDirectory: config.spoolDirectory)
+    fs.subdir = config.subdir
     fs.cacheTTL = config.cacheTTL
     fs.cacheSizeMB = config.cacheSizeMB
     fs.readOnly = config.readOnly
@@ -189,7 +190,8 @@ func serve(_ config: MountConfiguration, _ reporter: ReadinessReporter) -> Int32
     let mountpoint = MountRegistry.canonical(config.mountpoint)
     if let rosetFS, !config.readOnly {
         MountRegistry.register(MountRegistration(mountpoint: mountpoint, spoolFolder: rosetFS.spoolFolder, pid: getpid(),
-                                                 mountId: config.mountId ?? "default", startedAt: Date().timeIntervalSince1970))
+                                                 mountId: config.mountId ?? "default", startedAt: Date().timeIntervalSince1970,
+                                                 subdir: config.subdir))
         rosetFS.startStatusPublisher()
     }
     reporter.ready()

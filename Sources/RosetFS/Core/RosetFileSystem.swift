@@ -8,6 +8,9 @@
 // - A file with a live spool entry shows the entry (size, mtime, content): read your own writes.
 //   The entry is indexed by its inode key(s) and by its (parentId, name) location.
 // - Every mutation this mount makes patches the metadata cache before it returns.
+// - With subdir=, `rootId` is that folder: it is resolved once, at init, and nothing above it is
+//   ever shown (the kernel answers `..` of the mount's root itself, and readdir's `..` of the
+//   root names the root).
 // - Access checks are left to the kernel (`default_permissions`); `access` still answers from
 //   the mode bits for callers of access(2) on mounts without it.
 //
@@ -69,10 +72,7 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         self.store = store
         self.logger = logger
         self.tuning = tuning
-        let root = try controlPlane.resolveRoot()
-        guard root.type == .folder else {
-            throw SpoolError(description: "the mount root \(root.id) is not a folder")
-        }
+        let root = try Self.resolveServedRoot(controlPlane: controlPlane, subdir: configuration.subdir)
         rootId = root.id
         let inodes = InodeTable(rootKey: root.id)
         self.inodes = inodes
@@ -97,6 +97,27 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
     }
 
     var now: Date { tuning.now() }
+
+    /// The mount's root, or the folder subdir= names under it, walked one name at a time.
+    static func resolveServedRoot(controlPlane: ControlPlane, subdir: String?) throws -> Node {
+        var node = try controlPlane.resolveRoot()
+        guard node.type == .folder else {
+            throw SpoolError(description: "the mount root \(node.id) is not a folder")
+        }
+        guard let subdir else { return node }
+        var walked: [Substring] = []
+        for name in subdir.split(separator: "/") {
+            walked.append(name)
+            guard let child = try controlPlane.resolve(name: String(name), in: node.id) else {
+                throw SubdirError(description: "subdir=\(subdir): there is no folder /\(walked.joined(separator: "/")) in this mount")
+            }
+            guard child.type == .folder else {
+                throw SubdirError(description: "subdir=\(subdir): /\(walked.joined(separator: "/")) is a file, not a folder")
+            }
+            node = child
+        }
+        return node
+    }
 
     // MARK: errors
 
@@ -396,4 +417,9 @@ final class DirectoryHandle: @unchecked Sendable {
     let lock = NSLock()
     var items: [Item]?
     init(inode: InodeNumber) { self.inode = inode }
+}
+
+/// subdir= names no folder of the mount: the mount fails with this message.
+public struct SubdirError: Error, CustomStringConvertible, Sendable {
+    public let description: String
 }
