@@ -134,6 +134,7 @@ struct MountAdminTests {
         // `..` never leaves it: the root's `..` inside the mount is the root itself.
         #expect(Posix.stat(dir + "/inner/..").1.st_ino == Posix.stat(dir).1.st_ino)
         #expect(Posix.write(dir + "/inner/made-here", [1, 2, 3]) == .ok)
+        #expect(Posix.stat(dir + "/inner/made-here").1.st_blksize == 4096, "blksize= default of mount.roset(8)")
         #expect(procMountsEntry(dir)?.source == "default:/tenant-a", "\(String(describing: procMountsEntry(dir)))")
         let status = try f.runBinary(["status", dir])
         #expect(status.status == 0 && status.stdout.contains("(subdir /tenant-a)"), "\(status)")
