@@ -260,7 +260,7 @@ private func optionNamesInResolver() throws -> Set<String> {
         let unknown = flags(page).filter { !$0.hasPrefix("--fault-") && $0 != "--help" && !inHelp.contains($0) }.sorted()
         #expect(unknown.isEmpty, "roset-server(1) documents flags the server does not take: \(unknown)")
         // Each "--flag <value> ... (default: X)" of --help is stated in the flag's entry.
-        let defaults = try NSRegularExpression(pattern: #"(--[a-z0-9-]+) <[^>]+> [^()]*?\(default: ([^)]+)\)"#)
+        let defaults = try NSRegularExpression(pattern: #"(--[a-z0-9-]+) <[^>]+> (?:(?!--)[^()])*\(default: ([^)]+)\)"#)
         for m in defaults.matches(in: help, range: NSRange(help.startIndex..., in: help)) {
             guard let f = Range(m.range(at: 1), in: help), let v = Range(m.range(at: 2), in: help) else { continue }
             let flag = String(help[f]), value = String(help[v])
