@@ -129,7 +129,7 @@ struct MountAdminTests {
         let dir = try f.mountpoint("subdir")
         let pid = try mountDaemon(f, dir, spec: "default:/tenant-a")
         let (listed, names) = Posix.listDirectory(dir)
-        #expect(listed == .ok && names.sorted() == ["inner"], "\(listed) \(names)")
+        #expect(listed == .ok && names.filter { $0 != "." && $0 != ".." }.sorted() == ["inner"], "\(listed) \(names)")
         #expect(Posix.stat(dir + "/tenant-b").0 != .ok, "a sibling of the subdir is visible")
         // `..` never leaves it: the root's `..` inside the mount is the root itself.
         #expect(Posix.stat(dir + "/inner/..").1.st_ino == Posix.stat(dir).1.st_ino)
@@ -161,7 +161,7 @@ struct MountAdminTests {
                                                    "--spool-dir", f.spoolDirectory(for: dir), "--subdir", "only-this"])
         try #require(r.status == 0, "\(r)")
         #expect(procMountsEntry(dir)?.source == "roset:default:/only-this", "\(String(describing: procMountsEntry(dir)))")
-        #expect(Posix.listDirectory(dir).1.isEmpty)
+        #expect(Posix.listDirectory(dir).1.filter { $0 != "." && $0 != ".." }.isEmpty)
         unmount(f, dir)
     }
 
@@ -177,8 +177,8 @@ struct MountAdminTests {
         let log = f.scratch.path + "/debug.log"
         _ = try mountDaemon(f, dir, ["debug", "log_file=\(log)"])
         _ = Posix.stat(dir + "/no-such-file")
-        let text = waitFor(" debug [roset.client] GET", in: log)
-        #expect(text.contains(" debug [roset.client] GET"), "no debug line in \(log): \(text)")
+        let text = waitFor(" debug [roset.client] ", in: log)
+        #expect(text.contains(" debug [roset.client] "), "no debug line in \(log): \(text)")
         #expect(!text.contains(f.key), "the key is in the log")
         unmount(f, dir)
 
