@@ -220,4 +220,44 @@ struct MountAdminTests {
         #expect(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("stopping"))
         #expect(try f.remoteContent("after-sighup") == [4, 2])
     }
+
+    /// contrib/logrotate/mount.roset itself, run by logrotate(8) on this test's log: the log is
+    /// rotated and the daemon goes on in a new file. Its `pkill -HUP` would reach every roset
+    /// daemon on the machine, so here the postrotate signals this test's daemon by PID, and
+    /// pgrep(1) shows that the example's pattern selects that daemon.
+    @Test func contribLogrotateExampleRotatesALiveMountsLog() throws {
+        guard let logrotate = ["/usr/sbin/logrotate", "/sbin/logrotate"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            print("skipped contribLogrotateExampleRotatesALiveMountsLog: logrotate is not installed (contrib/install-deps.sh installs it)")
+            return
+        }
+        let f = try MountCommandFixture()
+        defer { f.close() }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let example = try String(contentsOf: root.appendingPathComponent("contrib/logrotate/mount.roset"), encoding: .utf8)
+        let pkill = try #require(example.split(separator: "\n").first { $0.contains("pkill -HUP") }.map(String.init))
+        let pattern = try #require(pkill.split(separator: "'").dropFirst().first.map(String.init), "no quoted pattern in: \(pkill)")
+
+        let dir = try f.mountpoint("rotated")
+        let logs = f.scratch.path + "/log"
+        try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
+        let log = logs + "/tenant.log"
+        let pid = try mountDaemon(f, dir, ["log_file=\(log)"])
+        #expect(waitFor("mounted", in: log).contains("mounted"))
+
+        let selected = Command.run("/usr/bin/pgrep", ["-x", pattern]).stdout.split(separator: "\n").compactMap { pid_t($0) }
+        #expect(selected.contains(pid), "pgrep -x '\(pattern)' does not select the daemon \(pid): \(selected)")
+
+        let config = f.scratch.path + "/logrotate.conf"
+        try example.replacingOccurrences(of: "/var/log/roset/*.log", with: logs + "/*.log")
+            .replacingOccurrences(of: pkill.trimmingCharacters(in: .whitespaces), with: "kill -HUP \(pid)")
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let r = Command.run(logrotate, ["-f", "-s", f.scratch.path + "/logrotate.state", config])
+        #expect(r.status == 0, "logrotate: \(r)")
+        #expect(Posix.exists(log + ".1"), "logrotate did not rotate \(log)")
+        let fresh = waitFor("log file reopened", in: log)
+        #expect(fresh.contains("SIGHUP: log file reopened"), "new log: \(fresh)")
+        #expect(ProcFS.isAlive(pid) && f.isMounted(dir))
+        #expect(Posix.write(dir + "/after-logrotate", [9]) == .ok)
+        unmount(f, dir)
+    }
 }
