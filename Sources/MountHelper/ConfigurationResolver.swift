@@ -68,6 +68,9 @@ public enum ConfigurationResolver {
                                         spoolDirectory: spool)
         if let v = settings.cacheTTL { config.cacheTTL = v }
         if let v = settings.cacheSizeMB { config.cacheSizeMB = v }
+        if let v = settings.negativeTTL { config.negativeTTL = v }
+        config.closeToOpen = settings.closeToOpen
+        config.metrics = settings.metrics
         config.readOnly = settings.readOnly
         if let v = settings.umask { config.umask = v }
         config.fileMode = settings.fileMode ?? (0o666 & ~config.umask)
@@ -133,6 +136,8 @@ struct OptionSettings {
     var maxRead: UInt32?, blockSize: UInt32?
     var apiKeyFile: String?, apiURL: URL?, mountId: String?
     var cacheTTL: Double?, cacheSizeMB: Int?
+    var negativeTTL: Double?, closeToOpen = true
+    var metrics: MountConfiguration.MetricsAddress?
     var spoolDirectory: String?, spoolMaxMB: Int?
     var uid: UInt32?, gid: UInt32?, umask: UInt32?, fileMode: UInt32?, dirMode: UInt32?
     var uploadConcurrency: Int?, partSizeMB: Int?, closeWait = false, uploadDelayMs: Int?
@@ -169,6 +174,10 @@ struct OptionSettings {
         case "api_url": apiURL = try ConfigurationResolver.parseAPIURL(try text(option), name: "api_url")
         case "mount_id": mountId = try text(option)
         case "cache_ttl": cacheTTL = try seconds(option)
+        case "negative_ttl": negativeTTL = try seconds(option)
+        case "metrics": metrics = try MountConfiguration.MetricsAddress.parse(try text(option))
+        case "close_to_open": closeToOpen = try flag(option)
+        case "no_close_to_open": try noValue(option); closeToOpen = false
         case "cache_size_mb": cacheSizeMB = try integer(option, minimum: 0)
         case "spool_dir": spoolDirectory = try text(option)
         case "spool_max_mb": spoolMaxMB = try integer(option, minimum: 0)

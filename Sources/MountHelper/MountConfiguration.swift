@@ -39,6 +39,41 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
 
     // Filesystem (RosetFS.FileSystemConfiguration)
     public var cacheTTL: Double = 300
+    /// How long a missing name (and a folder listing) is trusted (negative_ttl=).
+    public var negativeTTL: Double = 5
+    /// Opening a file revalidates it with the control plane (close_to_open=, default on).
+    public var closeToOpen: Bool = true
+    /// Where the Prometheus endpoint listens (metrics=); nil: no endpoint.
+    public var metrics: MetricsAddress?
+
+    /// `HOST:PORT`, `[IPV6]:PORT` or a bare `PORT` (on 127.0.0.1: loopback unless the admin
+    /// names another address).
+    public struct MetricsAddress: Equatable, Sendable, CustomStringConvertible {
+        public var host: String
+        public var port: UInt16
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+        public static func parse(_ text: String) throws -> MetricsAddress {
+            func bad(_ why: String) -> MountHelperError {
+                MountHelperError("bad value for metrics: \"\(text)\" \(why) (give HOST:PORT, e.g. metrics=127.0.0.1:9464)")
+            }
+            var host = "127.0.0.1"
+            var portText = Substring(text)
+            if text.hasPrefix("[") {
+                guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
+                    throw bad("is not [ADDRESS]:PORT")
+                }
+                host = String(text[text.index(after: text.startIndex)..<close])
+                portText = text[text.index(close, offsetBy: 2)...]
+            } else if let colon = text.lastIndex(of: ":") {
+                host = String(text[..<colon])
+                portText = text[text.index(after: colon)...]
+            }
+            guard !host.isEmpty else { throw bad("names no host") }
+            guard let port = UInt16(portText), port > 0 else { throw bad("has no port from 1 to 65535") }
+            return MetricsAddress(host: host, port: port)
+        }
+    }
     public var cacheSizeMB: Int = 256
     public var readOnly: Bool = false
     public var uid: UInt32
@@ -113,7 +148,7 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
         func octal(_ v: UInt32) -> String { "0" + String(v, radix: 8) }
         var parts = [
             "mountpoint=\(mountpoint)", "mount_id=\(mountId ?? "(default mount)")", "api_url=\(apiURL.absoluteString)",
-            "key=\(apiKey)", "cache_ttl=\(cacheTTL)", "cache_size_mb=\(cacheSizeMB)", "ro=\(readOnly)",
+            "key=\(apiKey)", "cache_ttl=\(cacheTTL)", "negative_ttl=\(negativeTTL)", "close_to_open=\(closeToOpen)", "metrics=\(metrics.map { "\($0)" } ?? "off")", "cache_size_mb=\(cacheSizeMB)", "ro=\(readOnly)",
             "uid=\(uid)", "gid=\(gid)", "umask=\(octal(umask))", "file_mode=\(octal(fileMode))",
             "dir_mode=\(octal(dirMode))", "spool_dir=\(spoolDirectory)", "spool_max_mb=\(spoolMaxMB)",
             "upload_concurrency=\(uploadConcurrency)", "part_size_mb=\(partSizeMB)", "close_wait=\(closeWait)", "direct_io=\(directIO)", "splice_read=\(spliceRead)",

@@ -22,6 +22,8 @@ extension FileSystemConfiguration {
         self.init(apiURL: apiURL, mountId: config.mountId ?? "default", spoolDirectory: config.spoolDirectory)
         subdir = config.subdir
         cacheTTL = config.cacheTTL
+        negativeTTL = config.negativeTTL
+        closeToOpen = config.closeToOpen
         cacheSizeMB = config.cacheSizeMB
         readOnly = config.readOnly
         uid = config.uid

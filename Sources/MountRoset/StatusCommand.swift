@@ -18,6 +18,8 @@ enum StatusCommand {
         var pendingBytes: Int64
         var oldestPendingAgeSeconds: Double?
         var uploadFailures: Int
+        /// Uploads that replaced another machine's newer version (docs/SEMANTICS.md).
+        var concurrentWrites: Int
         var lastError: String?
         var deadLetters: Int
         var tornRecords: Int
@@ -45,7 +47,8 @@ enum StatusCommand {
             let out = JSONOutput(mountpoint: dir, spoolFolder: registration.spoolFolder, subdir: registration.subdir, daemonRunning: running,
                                  daemonPid: report.lockHolderPid, state: state, pendingFiles: report.pending.count,
                                  pendingBytes: report.pendingBytes, oldestPendingAgeSeconds: oldest,
-                                 uploadFailures: failures, lastError: report.status?.lastError,
+                                 uploadFailures: failures, concurrentWrites: report.status?.concurrentWrites ?? 0,
+                                 lastError: report.status?.lastError,
                                  deadLetters: report.deadLetters.count, tornRecords: report.tornRecords.count, report: report)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -73,6 +76,9 @@ enum StatusCommand {
             failureLine += "; last\(when): \(last)"
         }
         lines.append(failureLine)
+        let concurrent = report.status?.concurrentWrites ?? 0
+        lines.append("  concurrent:   \(concurrent)" + (concurrent > 0
+            ? " upload(s) replaced a version another machine wrote meanwhile (kept in the file's version history; see the log)" : ""))
         lines.append("  dead letters: \(report.deadLetters.count)")
         for d in report.deadLetters { lines.append("    \(d.path): \(d.reason) (\(d.bytes) B)") }
         if !report.tornRecords.isEmpty {

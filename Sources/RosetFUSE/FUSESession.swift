@@ -34,6 +34,7 @@ public final class FUSESession: @unchecked Sendable {
     private var loopFinished = false
     private var mounted = false
     private var stopRequested = false
+    private var notifier: FUSEKernelNotifier?
 
     /// - Parameters:
     ///   - shutdownGrace: seconds given to fs.shutdown when the kernel ends the mount (umount).
@@ -51,6 +52,7 @@ public final class FUSESession: @unchecked Sendable {
     deinit {
         // Mounted but never run: take the mount away too, not just the connection.
         if let session {
+            notifier?.detach()
             fuse_session_unmount(session)
             fuse_session_destroy(session)
         }
@@ -85,7 +87,9 @@ public final class FUSESession: @unchecked Sendable {
             }
             throw FUSEMountError.mountFailed(path, detail: detail)
         }
-        stateLock.withLock { session = created; mounted = true }
+        let notifier = FUSEKernelNotifier(session: created, logger: logger)
+        stateLock.withLock { session = created; mounted = true; self.notifier = notifier }
+        dispatcher.fs.attachKernelNotifier(notifier)
         logger.info("mounted on \(path) (\(options.fuseOptionString))")
         if let kilobytes = options.readAheadKB, kilobytes > 0 {
             setKernelReadAheadOnceInitialized(kilobytes: kilobytes, mountpoint: path)
@@ -115,6 +119,7 @@ public final class FUSESession: @unchecked Sendable {
         logger.info("FUSE loop ended (\(result))")
         // umount: the kernel ended the connection; the filesystem still gets its grace time.
         dispatcher.shutdownFileSystemOnce()
+        stateLock.withLock { notifier }?.detach()
         fuse_session_unmount(se)
         stateLock.withLock {
             mounted = false

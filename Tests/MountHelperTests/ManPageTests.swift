@@ -130,8 +130,9 @@ private func optionNamesInResolver() throws -> Set<String> {
         for name in documented where !["apikey_file"].contains(name) {
             let value = ["api_url": "http://127.0.0.1:1", "uid": "0", "gid": "0", "umask": "022", "file_mode": "0644",
                          "dir_mode": "0755", "max_read": "131072", "blksize": "4096", "spool_dir": "/tmp/s",
-                         "mount_id": "m", "log_file": "/tmp/l", "log_level": "debug", "subdir": "a/b"][name]
-            let numeric = ["cache_ttl", "cache_size_mb", "spool_max_mb", "upload_concurrency", "part_size_mb",
+                         "mount_id": "m", "log_file": "/tmp/l", "metrics": "127.0.0.1:9464", "log_level": "debug",
+                         "subdir": "a/b"][name]
+            let numeric = ["cache_ttl", "negative_ttl", "cache_size_mb", "spool_max_mb", "upload_concurrency", "part_size_mb",
                            "shutdown_grace", "max_threads", "upload_delay_ms", "read_ahead_kb", "request_timeout",
                            "retries"].contains(name)
             let optstr = value.map { "\(name)=\($0)" } ?? (numeric ? "\(name)=8" : name)
@@ -165,6 +166,7 @@ private func optionNamesInResolver() throws -> Set<String> {
         let expected: [String: String] = [
             "api_url": config.apiURL.absoluteString,
             "cache_ttl": number(config.cacheTTL),
+            "negative_ttl": number(config.negativeTTL),
             "cache_size_mb": String(config.cacheSizeMB),
             "spool_max_mb": String(config.spoolMaxMB),
             "upload_concurrency": String(config.uploadConcurrency),

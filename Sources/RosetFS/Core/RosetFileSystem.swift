@@ -28,7 +28,9 @@ import Foundation
 import Glibc
 #endif
 import Logging
+import Metrics
 import RosetClient
+import RosetMetrics
 
 public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
     let config: FileSystemConfiguration
@@ -49,9 +51,13 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
     /// Open files and folders by handle.
     let openHandles = OpenHandles()
 
-    /// Guards `shuttingDown`.
+    /// Guards `shuttingDown`, `kernelNotifier` and `concurrentWrites`.
     let stateLock = NSLock()
     var shuttingDown = false
+    /// Set once by the FUSE layer; nil in tests without a mount.
+    var kernelNotifier: KernelCacheNotifier?
+    /// Uploads that replaced a version another machine had made since this one was opened.
+    var concurrentWrites = 0
 
     /// Resolves the root (fails on a bad key), takes the spool lock, resumes sealed spool entries.
     public convenience init(configuration: FileSystemConfiguration, controlPlane: ControlPlane, store: ObjectStore,
@@ -71,7 +77,7 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         rootId = root.id
         let inodes = InodeTable(rootKey: root.id)
         self.inodes = inodes
-        cache = MetadataCache(ttl: configuration.cacheTTL, now: tuning.now,
+        cache = MetadataCache(ttl: configuration.cacheTTL, negativeTTL: configuration.negativeTTL, now: tuning.now,
                               isHeld: { inodes.existingInode(for: $0) != nil })
         cache.store(root)
         blockCache = BlockCache(capacityBytes: max(1, configuration.cacheSizeMB) << 20)
@@ -113,6 +119,14 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         }
         return node
     }
+
+    public func attachKernelNotifier(_ notifier: KernelCacheNotifier) {
+        stateLock.withLock { kernelNotifier = notifier }
+    }
+
+    var notifier: KernelCacheNotifier? { stateLock.withLock { kernelNotifier } }
+
+    var concurrentWriteCount: Int { stateLock.withLock { concurrentWrites } }
 
     // MARK: errors
 
@@ -208,7 +222,11 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
 
     /// The node, from the cache while fresh, else fetched.
     func currentNode(_ id: String) throws -> Node {
-        if let n = cache.node(id) { return n }
+        if let n = cache.node(id) {
+            Counter(label: RosetMetricNames.metadataCacheHits).increment()
+            return n
+        }
+        Counter(label: RosetMetricNames.metadataCacheMisses).increment()
         do {
             let n = try remote("GET node") { try controlPlane.node(id: id) }
             cache.store(n)
@@ -248,7 +266,8 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         if cache.isKnownAbsent(parentId, name: name) { return nil }
         if let known = cache.childId(parentId, name: name) {
             guard let id = known else { return nil }
-            if let n = cache.lastKnownNode(id) { return .remote(n) }
+            // Stored with the listing or later, so fresh unless forgotten (invalidate).
+            if let n = cache.node(id) { return .remote(n) }
         }
         let found = try remote("resolve") { try controlPlane.resolve(name: name, in: parentId) }
         // A pending file may have appeared while we asked.
