@@ -138,6 +138,8 @@ struct MountAdminTests {
         #expect(procMountsEntry(dir)?.source == "default:/tenant-a", "\(String(describing: procMountsEntry(dir)))")
         let status = try f.runBinary(["status", dir])
         #expect(status.status == 0 && status.stdout.contains("(subdir /tenant-a)"), "\(status)")
+        let json = try f.runBinary(["status", dir, "--json"])
+        #expect(json.stdout.contains("\"subdir\" : \"tenant-a\""), "\(json)")
         unmount(f, dir)
         #expect(!ProcFS.isAlive(pid))
         let inner = try #require(try f.api.resolve(name: "inner", in: outer.id))
@@ -259,5 +261,21 @@ struct MountAdminTests {
         #expect(ProcFS.isAlive(pid) && f.isMounted(dir))
         #expect(Posix.write(dir + "/after-logrotate", [9]) == .ok)
         unmount(f, dir)
+    }
+
+    /// In the foreground too, SIGHUP is not a stop: the mount stays; SIGTERM still stops it.
+    @Test func sighupDoesNotStopAForegroundMount() throws {
+        let f = try MountCommandFixture()
+        defer { f.close() }
+        let dir = try f.mountpoint("foreground-hup")
+        let m = try MountProcess.start(mountpoint: dir, apiURL: f.apiURL, apiKeyFile: f.keyFile,
+                                       options: ["spool_dir=\(f.spoolDirectory(for: dir))"], binary: f.binary)
+        defer { m.stop() }
+        #expect(kill(m.pid, SIGHUP) == 0)
+        usleep(500_000)
+        #expect(ProcFS.isAlive(m.pid) && f.isMounted(dir), "SIGHUP stopped the foreground mount")
+        #expect(Posix.write(dir + "/after-hup", [1]) == .ok)
+        #expect(m.stop() == 0)
+        #expect(f.waitUntilUnmounted(dir))
     }
 }
