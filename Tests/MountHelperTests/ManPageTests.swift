@@ -214,8 +214,8 @@ private func optionNamesInResolver() throws -> Set<String> {
         #expect(c.fake && c.verbose && c.logLevel == .debug, "-v logs one level more than log_level= (info → debug)")
     }
 
-    /// roset-fuse(1)'s stated defaults are the seed command line's.
-    @Test func rosetFuse1StatesTheSeedDefaults() throws {
+    /// roset-fuse(1)'s stated defaults are the roset-fuse command line's.
+    @Test func rosetFuse1StatesItsDefaults() throws {
         let page = plainText(try String(contentsOf: packageRoot.appendingPathComponent("man/roset-fuse.1"), encoding: .utf8))
         let c = try MountCommandLine.parse(["roset-fuse", "/m"], environment: ["ROSET_API_KEY": "k"],
                                            identity: ProcessIdentity(uid: 0, gid: 0, home: "/root"))
