@@ -3,6 +3,18 @@
 import Foundation
 
 public struct MountConfiguration: Sendable, CustomStringConvertible {
+    /// log_level= values, least verbose first; syslog's priorities for the same words.
+    public enum LogLevel: String, Sendable, CaseIterable, Comparable {
+        case error, warn, info, debug, trace
+
+        /// One step more verbose (what -v adds); trace stays trace.
+        public var raised: LogLevel { LogLevel.allCases[min(LogLevel.allCases.firstIndex(of: self)! + 1, LogLevel.allCases.count - 1)] }
+
+        public static func < (a: LogLevel, b: LogLevel) -> Bool {
+            allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+        }
+    }
+
     /// Kernel VFS flags, as mount(8) spells them.
     public enum VFSFlag: String, Sendable, Hashable, CaseIterable {
         case nosuid, suid, nodev, dev, noexec, exec, noatime, atime, relatime, sync, async, dirsync
@@ -110,7 +122,12 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
     public var foreground: Bool = false
     public var debug: Bool = false
     public var verbose: Bool = false
+    /// The daemon's log level (log_level=; `debug` is log_level=debug; each -v one step more).
+    public var logLevel: LogLevel = .info
     public var logFile: String?
+    /// A folder of the namespace served as the mount's root (subdir=), "/"-separated, without
+    /// leading or trailing "/"; nil serves the whole mount.
+    public var subdir: String?
     /// mount(8)'s -N: a mount namespace to enter before mounting.
     public var mountNamespace: String?
     /// mount(8)'s -f: validate, do not mount.
@@ -136,8 +153,10 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
 
     /// First field of /proc/mounts: SPEC as mount(8) passed it, because `mount -a` (libmount)
     /// knows an fstab line is already mounted only when source and target both match; otherwise
-    /// `roset:<mount id>` (roset-fuse form).
-    public var fsName: String { source ?? "roset:\(mountId ?? "default")" }
+    /// `roset:<mount id>` (roset-fuse form), followed by `:/<subdir>` when a subdir= is served.
+    public var fsName: String {
+        source ?? "roset:\(mountId ?? "default")" + (subdir.map { ":/" + $0 } ?? "")
+    }
 
     public var description: String {
         func octal(_ v: UInt32) -> String { "0" + String(v, radix: 8) }
@@ -153,8 +172,9 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
             "upload_delay_ms=\(uploadDelayMs)", "shutdown_grace=\(shutdownGrace)", "allow_other=\(allowOther)", "allow_root=\(allowRoot)",
             "default_permissions=\(defaultPermissions)", "max_threads=\(maxThreads)", "read_ahead_kb=\(readAheadKB)",
             "vfs=\(vfsFlags.map(\.rawValue).sorted().joined(separator: "+"))",
-            "foreground=\(foreground)", "debug=\(debug)",
+            "foreground=\(foreground)", "debug=\(debug)", "log_level=\(logLevel.rawValue)",
         ]
+        if let subdir { parts.append("subdir=\(subdir)") }
         if let maxRead { parts.append("max_read=\(maxRead)") }
         if let blockSize { parts.append("blksize=\(blockSize)") }
         if let logFile { parts.append("log_file=\(logFile)") }

@@ -20,6 +20,7 @@ extension ClientConfiguration {
 extension FileSystemConfiguration {
     init(_ config: MountConfiguration, apiURL: String) {
         self.init(apiURL: apiURL, mountId: config.mountId ?? "default", spoolDirectory: config.spoolDirectory)
+        subdir = config.subdir
         cacheTTL = config.cacheTTL
         negativeTTL = config.negativeTTL
         closeToOpen = config.closeToOpen

@@ -10,6 +10,7 @@ enum StatusCommand {
     struct JSONOutput: Codable {
         var mountpoint: String
         var spoolFolder: String
+        var subdir: String?
         var daemonRunning: Bool
         var daemonPid: Int32?
         var state: String
@@ -45,7 +46,7 @@ enum StatusCommand {
         let oldest = report.pending.map(\.createdAt).min().map { max(0, now - $0) }
         let failures = report.status?.uploadFailures ?? 0
         if request.json {
-            let out = JSONOutput(mountpoint: dir, spoolFolder: registration.spoolFolder, daemonRunning: running,
+            let out = JSONOutput(mountpoint: dir, spoolFolder: registration.spoolFolder, subdir: registration.subdir, daemonRunning: running,
                                  daemonPid: report.lockHolderPid, state: state, pendingFiles: report.pending.count,
                                  pendingBytes: report.pendingBytes, oldestPendingAgeSeconds: oldest,
                                  uploadFailures: failures, concurrentWrites: report.status?.concurrentWrites ?? 0,
@@ -60,7 +61,7 @@ enum StatusCommand {
             return 0
         }
         var lines: [String] = []
-        lines.append("roset mount \(registration.mountId) on \(dir)")
+        lines.append("roset mount \(registration.mountId)" + (registration.subdir.map { " (subdir /\($0))" } ?? "") + " on \(dir)")
         if let pid = report.lockHolderPid {
             let detail = state == "draining" ? "unmounted, finishing its uploads" : state
             lines.append("  daemon:       pid \(pid), \(detail)")

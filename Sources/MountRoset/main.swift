@@ -27,4 +27,7 @@ do {
     FileHandle.standardError.write(Data("mount.roset: \(error)\n".utf8))
     exit(1)
 }
-MountProgram.run(work: MountDaemon.serve)
+// mount -f checks the mount point as a real mount would (an automount point passes).
+MountProgram.run(checkMountpoint: { dir in
+    do { _ = try FUSESession.checkMountpoint(dir); return nil } catch { return MountFailureMessage.mountpoint(error) }
+}, work: MountDaemon.serve)

@@ -9,6 +9,9 @@ public struct FileSystemConfiguration: Sendable {
     /// Identity of the spool folder, together with `mountId`.
     public var apiURL: String
     public var mountId: String
+    /// A folder path ("a/b") inside the mount served as the root (subdir=); nil serves the whole
+    /// mount. Resolved once, when the filesystem is built.
+    public var subdir: String? = nil
     /// Kernel entry/attribute timeouts and the daemon's metadata cache lifetime (seconds).
     public var cacheTTL: Double = 300
     /// How long a name found absent, and a folder listing's view of which names exist, is

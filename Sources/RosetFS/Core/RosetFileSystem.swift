@@ -8,6 +8,9 @@
 // - A file with a live spool entry shows the entry (size, mtime, content): read your own writes.
 //   The entry is indexed (PendingIndex) by its inode key(s) and by its (parentId, name) location.
 // - Every mutation this mount makes patches the metadata cache before it returns.
+// - With subdir=, `rootId` is that folder: it is resolved once, at init, and nothing above it is
+//   ever shown (the kernel answers `..` of the mount's root itself, and readdir's `..` of the
+//   root names the root).
 // - Access checks are left to the kernel (`default_permissions`); `access` still answers from
 //   the mode bits for callers of access(2) on mounts without it.
 //
@@ -74,10 +77,7 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         self.store = store
         self.logger = logger
         self.tuning = tuning
-        let root = try controlPlane.resolveRoot()
-        guard root.type == .folder else {
-            throw SpoolError(description: "the mount root \(root.id) is not a folder")
-        }
+        let root = try Self.resolveServedRoot(controlPlane: controlPlane, subdir: configuration.subdir)
         rootId = root.id
         let inodes = InodeTable(rootKey: root.id)
         self.inodes = inodes
@@ -110,6 +110,27 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
     }
 
     var now: Date { tuning.now() }
+
+    /// The mount's root, or the folder subdir= names under it, walked one name at a time.
+    static func resolveServedRoot(controlPlane: ControlPlane, subdir: String?) throws -> Node {
+        var node = try controlPlane.resolveRoot()
+        guard node.type == .folder else {
+            throw SpoolError(description: "the mount root \(node.id) is not a folder")
+        }
+        guard let subdir else { return node }
+        var walked: [Substring] = []
+        for name in subdir.split(separator: "/") {
+            walked.append(name)
+            guard let child = try controlPlane.resolve(name: String(name), in: node.id) else {
+                throw SubdirError(description: "subdir=\(subdir): there is no folder /\(walked.joined(separator: "/")) in this mount")
+            }
+            guard child.type == .folder else {
+                throw SubdirError(description: "subdir=\(subdir): /\(walked.joined(separator: "/")) is a file, not a folder")
+            }
+            node = child
+        }
+        return node
+    }
 
     public func attachKernelNotifier(_ notifier: KernelCacheNotifier) {
         stateLock.withLock { kernelNotifier = notifier }
@@ -377,4 +398,9 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         let wanted = UInt32((mask & R_OK != 0 ? 4 : 0) | (mask & W_OK != 0 ? 2 : 0) | (mask & X_OK != 0 ? 1 : 0))
         if granted & wanted != wanted { throw FSError(EACCES) }
     }
+}
+
+/// subdir= names no folder of the mount: the mount fails with this message.
+public struct SubdirError: Error, CustomStringConvertible, Sendable {
+    public let description: String
 }
