@@ -3,6 +3,18 @@
 import Foundation
 
 public struct MountConfiguration: Sendable, CustomStringConvertible {
+    /// log_level= values, least verbose first; syslog's priorities for the same words.
+    public enum LogLevel: String, Sendable, CaseIterable, Comparable {
+        case error, warn, info, debug, trace
+
+        /// One step more verbose (what -v adds); trace stays trace.
+        public var raised: LogLevel { LogLevel.allCases[min(LogLevel.allCases.firstIndex(of: self)! + 1, LogLevel.allCases.count - 1)] }
+
+        public static func < (a: LogLevel, b: LogLevel) -> Bool {
+            allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+        }
+    }
+
     /// Kernel VFS flags, as mount(8) spells them.
     public enum VFSFlag: String, Sendable, Hashable, CaseIterable {
         case nosuid, suid, nodev, dev, noexec, exec, noatime, atime, relatime, sync, async, dirsync
@@ -73,6 +85,13 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
     public var dirMode: UInt32 = 0o755
     public var spoolDirectory: String
     public var spoolMaxMB: Int = 10_240
+    /// The disk data cache's base folder (data_cache_dir=); default `data-cache` beside the spool
+    /// folder.
+    public var dataCacheDirectory: String
+    /// data_cache_max_mb=; nil: half of the free space of its file system (see mount.roset(8)).
+    public var dataCacheMaxMB: Int?
+    /// data_cache_min_free_mb=; nil: 10% of its file system, at least 1 GiB.
+    public var dataCacheMinFreeMB: Int?
     public var uploadConcurrency: Int = 8
     public var partSizeMB: Int = 16
     public var closeWait: Bool = false
@@ -103,7 +122,12 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
     public var foreground: Bool = false
     public var debug: Bool = false
     public var verbose: Bool = false
+    /// The daemon's log level (log_level=; `debug` is log_level=debug; each -v one step more).
+    public var logLevel: LogLevel = .info
     public var logFile: String?
+    /// A folder of the namespace served as the mount's root (subdir=), "/"-separated, without
+    /// leading or trailing "/"; nil serves the whole mount.
+    public var subdir: String?
     /// mount(8)'s -N: a mount namespace to enter before mounting.
     public var mountNamespace: String?
     /// mount(8)'s -f: validate, do not mount.
@@ -115,6 +139,13 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
                 spoolDirectory: String) {
         self.mountpoint = mountpoint; self.mountId = mountId; self.apiURL = apiURL; self.apiKey = apiKey
         self.uid = uid; self.gid = gid; self.spoolDirectory = spoolDirectory
+        self.dataCacheDirectory = Self.defaultDataCacheDirectory(spoolDirectory: spoolDirectory)
+    }
+
+    /// `data-cache` beside the spool's base folder: both live in the daemon's state folder.
+    public static func defaultDataCacheDirectory(spoolDirectory: String) -> String {
+        let parent = URL(fileURLWithPath: spoolDirectory).deletingLastPathComponent().path
+        return (parent == "/" ? "" : parent) + "/data-cache"
     }
 
     /// mount(8)'s SPEC exactly as given (nil in the roset-fuse form).
@@ -122,8 +153,10 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
 
     /// First field of /proc/mounts: SPEC as mount(8) passed it, because `mount -a` (libmount)
     /// knows an fstab line is already mounted only when source and target both match; otherwise
-    /// `roset:<mount id>` (roset-fuse form).
-    public var fsName: String { source ?? "roset:\(mountId ?? "default")" }
+    /// `roset:<mount id>` (roset-fuse form), followed by `:/<subdir>` when a subdir= is served.
+    public var fsName: String {
+        source ?? "roset:\(mountId ?? "default")" + (subdir.map { ":/" + $0 } ?? "")
+    }
 
     public var description: String {
         func octal(_ v: UInt32) -> String { "0" + String(v, radix: 8) }
@@ -132,13 +165,16 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
             "key=\(apiKey)", "cache_ttl=\(cacheTTL)", "negative_ttl=\(negativeTTL)", "close_to_open=\(closeToOpen)", "metrics=\(metrics.map { "\($0)" } ?? "off")", "cache_size_mb=\(cacheSizeMB)", "ro=\(readOnly)",
             "uid=\(uid)", "gid=\(gid)", "umask=\(octal(umask))", "file_mode=\(octal(fileMode))",
             "dir_mode=\(octal(dirMode))", "spool_dir=\(spoolDirectory)", "spool_max_mb=\(spoolMaxMB)",
+            "data_cache_dir=\(dataCacheDirectory)", "data_cache_max_mb=\(dataCacheMaxMB.map(String.init) ?? "auto")",
+            "data_cache_min_free_mb=\(dataCacheMinFreeMB.map(String.init) ?? "auto")",
             "upload_concurrency=\(uploadConcurrency)", "part_size_mb=\(partSizeMB)", "close_wait=\(closeWait)", "direct_io=\(directIO)", "splice_read=\(spliceRead)",
             "request_timeout=\(requestTimeout)", "retries=\(maxAttempts - 1)",
             "upload_delay_ms=\(uploadDelayMs)", "shutdown_grace=\(shutdownGrace)", "allow_other=\(allowOther)", "allow_root=\(allowRoot)",
             "default_permissions=\(defaultPermissions)", "max_threads=\(maxThreads)", "read_ahead_kb=\(readAheadKB)",
             "vfs=\(vfsFlags.map(\.rawValue).sorted().joined(separator: "+"))",
-            "foreground=\(foreground)", "debug=\(debug)",
+            "foreground=\(foreground)", "debug=\(debug)", "log_level=\(logLevel.rawValue)",
         ]
+        if let subdir { parts.append("subdir=\(subdir)") }
         if let maxRead { parts.append("max_read=\(maxRead)") }
         if let blockSize { parts.append("blksize=\(blockSize)") }
         if let logFile { parts.append("log_file=\(logFile)") }

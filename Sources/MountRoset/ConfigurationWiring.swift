@@ -20,6 +20,7 @@ extension ClientConfiguration {
 extension FileSystemConfiguration {
     init(_ config: MountConfiguration, apiURL: String) {
         self.init(apiURL: apiURL, mountId: config.mountId ?? "default", spoolDirectory: config.spoolDirectory)
+        subdir = config.subdir
         cacheTTL = config.cacheTTL
         negativeTTL = config.negativeTTL
         closeToOpen = config.closeToOpen
@@ -32,6 +33,9 @@ extension FileSystemConfiguration {
         fileMode = config.fileMode
         dirMode = config.dirMode
         spoolMaxMB = config.spoolMaxMB
+        dataCacheDirectory = config.dataCacheDirectory
+        dataCacheMaxMB = config.dataCacheMaxMB
+        dataCacheMinFreeMB = config.dataCacheMinFreeMB
         uploadConcurrency = config.uploadConcurrency
         partSizeMB = config.partSizeMB
         closeWait = config.closeWait

@@ -83,7 +83,8 @@ enum MountDaemon {
         let mountpoint = MountRegistry.canonical(config.mountpoint)
         if let rosetFS, !config.readOnly {
             MountRegistry.register(MountRegistration(mountpoint: mountpoint, spoolFolder: rosetFS.spoolFolder, pid: getpid(),
-                                                     mountId: config.mountId ?? "default", startedAt: Date().timeIntervalSince1970))
+                                                     mountId: config.mountId ?? "default", startedAt: Date().timeIntervalSince1970,
+                                                     subdir: config.subdir))
             rosetFS.startStatusPublisher()
         }
         reporter.ready()

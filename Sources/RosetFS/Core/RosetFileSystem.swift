@@ -8,6 +8,9 @@
 // - A file with a live spool entry shows the entry (size, mtime, content): read your own writes.
 //   The entry is indexed (PendingIndex) by its inode key(s) and by its (parentId, name) location.
 // - Every mutation this mount makes patches the metadata cache before it returns.
+// - With subdir=, `rootId` is that folder: it is resolved once, at init, and nothing above it is
+//   ever shown (the kernel answers `..` of the mount's root itself, and readdir's `..` of the
+//   root names the root).
 // - Permissions: RosetFileSystem+Access.swift (ownership rules always; mode bits where the
 //   kernel does not check them, on a mount others reach without default_permissions).
 //
@@ -42,6 +45,10 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
     let budget: SpoolBudget
     let uploader: Uploader
     let blockCache: BlockCache
+    /// The persistent data cache below `blockCache`; nil when turned off.
+    public let dataCache: DiskDataCache?
+    /// Uploaded files waiting to seed `dataCache`.
+    let seedBacklog = DataCacheSeedBacklog()
 
     /// Pending files by key, location and id; spool-key aliases; open signatures.
     let pendingIndex = PendingIndex<SpoolEntry>()
@@ -70,10 +77,7 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         self.store = store
         self.logger = logger
         self.tuning = tuning
-        let root = try controlPlane.resolveRoot()
-        guard root.type == .folder else {
-            throw SpoolError(description: "the mount root \(root.id) is not a folder")
-        }
+        let root = try Self.resolveServedRoot(controlPlane: controlPlane, subdir: configuration.subdir)
         rootId = root.id
         let inodes = InodeTable(rootKey: root.id)
         self.inodes = inodes
@@ -83,6 +87,14 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         blockCache = BlockCache(capacityBytes: max(1, configuration.cacheSizeMB) << 20)
         spool = try Spool(base: configuration.spoolDirectory, apiURL: configuration.apiURL, mountId: configuration.mountId,
                           attach: !configuration.readOnly, onWait: { logger.notice("\($0)") })
+        if let base = configuration.dataCacheDirectory, configuration.dataCacheMaxMB != 0 {
+            dataCache = DiskDataCache(folder: base + "/" + URL(fileURLWithPath: spool.folder).lastPathComponent,
+                                      boundBytes: configuration.dataCacheMaxMB.map { Int64($0) << 20 },
+                                      minFreeBytes: configuration.dataCacheMinFreeMB.map { Int64($0) << 20 },
+                                      logger: logger)
+        } else {
+            dataCache = nil
+        }
         budget = SpoolBudget(capacityBytes: Int64(max(1, configuration.spoolMaxMB)) << 20)
         let partSize = tuning.partSizeBytes ?? (Int64(max(5, configuration.partSizeMB)) << 20)
         uploader = Uploader(controlPlane: controlPlane, store: store, spool: spool, logger: logger, tuning: tuning,
@@ -98,6 +110,27 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
     }
 
     var now: Date { tuning.now() }
+
+    /// The mount's root, or the folder subdir= names under it, walked one name at a time.
+    static func resolveServedRoot(controlPlane: ControlPlane, subdir: String?) throws -> Node {
+        var node = try controlPlane.resolveRoot()
+        guard node.type == .folder else {
+            throw SpoolError(description: "the mount root \(node.id) is not a folder")
+        }
+        guard let subdir else { return node }
+        var walked: [Substring] = []
+        for name in subdir.split(separator: "/") {
+            walked.append(name)
+            guard let child = try controlPlane.resolve(name: String(name), in: node.id) else {
+                throw SubdirError(description: "subdir=\(subdir): there is no folder /\(walked.joined(separator: "/")) in this mount")
+            }
+            guard child.type == .folder else {
+                throw SubdirError(description: "subdir=\(subdir): /\(walked.joined(separator: "/")) is a file, not a folder")
+            }
+            node = child
+        }
+        return node
+    }
 
     public func attachKernelNotifier(_ notifier: KernelCacheNotifier) {
         stateLock.withLock { kernelNotifier = notifier }
@@ -369,4 +402,9 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         let want = AccessWant(rawValue: UInt32(mask & (R_OK | W_OK | X_OK)))
         try AccessPolicy.check(want, on: NodeAccess(attrs), by: Caller(context))
     }
+}
+
+/// subdir= names no folder of the mount: the mount fails with this message.
+public struct SubdirError: Error, CustomStringConvertible, Sendable {
+    public let description: String
 }
