@@ -66,6 +66,7 @@ public enum ConfigurationResolver {
         config.fileMode = settings.fileMode ?? (0o666 & ~config.umask)
         config.dirMode = settings.dirMode ?? (0o777 & ~config.umask)
         if let v = settings.spoolMaxMB { config.spoolMaxMB = v }
+        if let v = settings.spoolMinFreeMB { config.spoolMinFreeMB = v }
         if let v = settings.uploadConcurrency { config.uploadConcurrency = v }
         if let v = settings.partSizeMB { config.partSizeMB = v }
         config.closeWait = settings.closeWait
@@ -120,7 +121,7 @@ struct OptionSettings {
     var maxRead: UInt32?, blockSize: UInt32?
     var apiKeyFile: String?, apiURL: URL?, mountId: String?
     var cacheTTL: Double?, cacheSizeMB: Int?
-    var spoolDirectory: String?, spoolMaxMB: Int?
+    var spoolDirectory: String?, spoolMaxMB: Int?, spoolMinFreeMB: Int?
     var uid: UInt32?, gid: UInt32?, umask: UInt32?, fileMode: UInt32?, dirMode: UInt32?
     var uploadConcurrency: Int?, partSizeMB: Int?, closeWait = false, uploadDelayMs: Int?
     var directIO = false
@@ -158,6 +159,7 @@ struct OptionSettings {
         case "cache_size_mb": cacheSizeMB = try integer(option, minimum: 0)
         case "spool_dir": spoolDirectory = try text(option)
         case "spool_max_mb": spoolMaxMB = try integer(option, minimum: 0)
+        case "spool_min_free_mb": spoolMinFreeMB = try integer(option, minimum: 0)
         case "uid": uid = try owner(option, lookup: { name in getpwnam(name).map { $0.pointee.pw_uid } })
         case "gid": gid = try owner(option, lookup: { name in getgrnam(name).map { $0.pointee.gr_gid } })
         case "umask": umask = try mode(option)

@@ -38,6 +38,8 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
     public var dirMode: UInt32 = 0o755
     public var spoolDirectory: String
     public var spoolMaxMB: Int = 10_240
+    /// Free space the spool's file system keeps; writers wait (or get ENOSPC) below it.
+    public var spoolMinFreeMB: Int = 0
     public var uploadConcurrency: Int = 8
     public var partSizeMB: Int = 16
     public var closeWait: Bool = false
@@ -96,7 +98,7 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
             "mountpoint=\(mountpoint)", "mount_id=\(mountId ?? "(default mount)")", "api_url=\(apiURL.absoluteString)",
             "key=\(apiKey)", "cache_ttl=\(cacheTTL)", "cache_size_mb=\(cacheSizeMB)", "ro=\(readOnly)",
             "uid=\(uid)", "gid=\(gid)", "umask=\(octal(umask))", "file_mode=\(octal(fileMode))",
-            "dir_mode=\(octal(dirMode))", "spool_dir=\(spoolDirectory)", "spool_max_mb=\(spoolMaxMB)",
+            "dir_mode=\(octal(dirMode))", "spool_dir=\(spoolDirectory)", "spool_max_mb=\(spoolMaxMB)", "spool_min_free_mb=\(spoolMinFreeMB)",
             "upload_concurrency=\(uploadConcurrency)", "part_size_mb=\(partSizeMB)", "close_wait=\(closeWait)", "direct_io=\(directIO)", "splice_read=\(spliceRead)",
             "request_timeout=\(requestTimeout)", "retries=\(maxAttempts - 1)",
             "upload_delay_ms=\(uploadDelayMs)", "shutdown_grace=\(shutdownGrace)", "allow_other=\(allowOther)", "allow_root=\(allowRoot)",

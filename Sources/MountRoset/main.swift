@@ -47,6 +47,7 @@ func makeFileSystem(_ config: MountConfiguration) throws -> FileSystemOperations
     fs.fileMode = config.fileMode
     fs.dirMode = config.dirMode
     fs.spoolMaxMB = config.spoolMaxMB
+    fs.spoolMinFreeMB = config.spoolMinFreeMB
     fs.uploadConcurrency = config.uploadConcurrency
     fs.partSizeMB = config.partSizeMB
     fs.closeWait = config.closeWait

@@ -129,7 +129,7 @@ private func optionNamesInResolver() throws -> Set<String> {
             let value = ["api_url": "http://127.0.0.1:1", "uid": "0", "gid": "0", "umask": "022", "file_mode": "0644",
                          "dir_mode": "0755", "max_read": "131072", "blksize": "4096", "spool_dir": "/tmp/s",
                          "mount_id": "m", "log_file": "/tmp/l"][name]
-            let numeric = ["cache_ttl", "cache_size_mb", "spool_max_mb", "upload_concurrency", "part_size_mb",
+            let numeric = ["cache_ttl", "cache_size_mb", "spool_max_mb", "spool_min_free_mb", "upload_concurrency", "part_size_mb",
                            "shutdown_grace", "max_threads", "upload_delay_ms", "read_ahead_kb", "request_timeout",
                            "retries"].contains(name)
             let optstr = value.map { "\(name)=\($0)" } ?? (numeric ? "\(name)=8" : name)
@@ -165,6 +165,7 @@ private func optionNamesInResolver() throws -> Set<String> {
             "cache_ttl": number(config.cacheTTL),
             "cache_size_mb": String(config.cacheSizeMB),
             "spool_max_mb": String(config.spoolMaxMB),
+            "spool_min_free_mb": String(config.spoolMinFreeMB),
             "upload_concurrency": String(config.uploadConcurrency),
             "part_size_mb": String(config.partSizeMB),
             "shutdown_grace": number(config.shutdownGrace),
