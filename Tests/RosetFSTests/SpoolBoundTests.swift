@@ -105,6 +105,9 @@ import RosetClient
         #expect(h.errno { try h.fs.fsync(inode: inode, handle: handle, dataOnly: false) } == EIO)
         try? h.fs.release(inode: inode, handle: handle)
         #expect(h.cloud.child("lost.bin")?.size ?? 0 == 0, "nothing is reported as stored")
+        // fsync is told as soon as the attempt failed; the move to dead/ follows at once.
+        #expect(StreamingUploadTests.eventually { SpoolReport.read(folder: h.spoolFolder).deadLetters.count == 1 })
+        #expect(StreamingUploadTests.eventually { h.fs.liveEntries.isEmpty })
         let report = SpoolReport.read(folder: h.spoolFolder)
         #expect(report.deadLetters.count == 1)
         #expect(report.deadLetters.first?.reason.contains("lost.bin") == true, "\(report.deadLetters)")

@@ -192,7 +192,7 @@ extension RosetFileSystem {
             let reader = try remote("download for write") {
                 try SignedURLReader(nodeId: nodeId, controlPlane: controlPlane, store: store)
             }
-            try budget.reserve(reader.size, canHelp: spoolCanDrain)
+            try budget.reserve(reader.size, canHelp: spoolCanDrain, reclaim: reclaimSpool)
             var buffer = [UInt8](repeating: 0, count: tuning.materializeChunk)
             while total < reader.size {
                 let n = try remote("download for write") {
@@ -444,7 +444,7 @@ extension RosetFileSystem {
             return try write(inode: inode, handle: handle, offset: offset, data: data)
         }
         if stateLock.withLock({ shuttingDown }) && e.phase != .writing { e.cond.unlock(); throw FSError(EROFS) }
-        if e.record.released != nil && e.phase != .writing {
+        if e.record.released != nil && (e.phase == .queued || e.phase == .uploading) {
             // Sealed by a flush while this handle stays open, with parts released: its upload
             // goes first, then the write continues in a new entry (above).
             do { try waitForReleasedUpload(e) } catch { e.cond.unlock(); throw error }
@@ -459,7 +459,7 @@ extension RosetFileSystem {
         let dataFile = e.data
         e.cond.unlock()
 
-        try budget.reserve(growth, canHelp: spoolCanDrain)
+        try budget.reserve(growth, canHelp: spoolCanDrain, reclaim: reclaimSpool)
         do {
             try dataFile.pwrite(data, offset: offset)
         } catch {
@@ -485,15 +485,25 @@ extension RosetFileSystem {
         return data.count
     }
 
-    /// A write below the parts handed to streaming (caller holds cond, before the write): inside
-    /// the first part it is taken and the first part is sent again after the close; elsewhere,
-    /// once parts were released, it is refused (EIO, logged): those bytes are only in the store's
-    /// upload session now. Without released parts the session is dropped later (markWritten).
+    /// Classifies a write before it happens (caller holds cond): an append keeps the file
+    /// streaming; a rewrite inside the first part marks that part to be sent again after the
+    /// close (it is never released); any other write ends streaming before its bytes land, and
+    /// below the parts handed to streaming it drops the session, or, once parts were released,
+    /// is refused (EIO, logged): those bytes are only in the store's upload session now.
     func checkBackWrite(_ e: SpoolEntry, offset: Int64, end: Int64) throws {
-        let streamed = uploader.streamedExtent(e)
-        guard e.record.upload != nil, offset < streamed, end > offset else { return }
-        let firstPart = uploader.partSize
-        if end <= firstPart, let sequential = e.sequentialEnd, end <= sequential {
+        let sequential = e.sequentialEnd
+        let isAppend = sequential == offset
+        let isFirstPartRewrite = sequential.map { end <= min(uploader.partSize, $0) } ?? false
+        let sent = e.record.upload != nil && offset < uploader.streamedExtent(e) && end > offset
+        if sent && !isAppend && !isFirstPartRewrite, let released = e.record.released {
+            logger.error("a write into a part of a streamed file that already left the spool is refused",
+                         metadata: ["entry": "\(e.id)", "offset": "\(offset)", "released": "\(released.parts.count) parts"])
+            throw FSError(EIO)
+        }
+        // Streaming takes no new part that this write may still change.
+        if !isAppend && !isFirstPartRewrite { e.sequentialEnd = nil }
+        guard sent, !isAppend else { return }
+        if isFirstPartRewrite {
             if !e.firstPartRewritten {
                 logger.debug("first part written again after it streamed; it goes up again after the close",
                              metadata: ["entry": "\(e.id)"])
@@ -502,10 +512,17 @@ extension RosetFileSystem {
             e.record.upload?.parts.removeAll { $0.partNumber == 1 }
             return
         }
-        guard let released = e.record.released else { return }
-        logger.error("a write into a part of a streamed file that already left the spool is refused",
-                     metadata: ["entry": "\(e.id)", "offset": "\(offset)", "released": "\(released.parts.count) parts"])
-        throw FSError(EIO)
+        // Parts of what was there are in the session: it goes now, before the write, so that no
+        // part this write changes can be released or recorded meanwhile.
+        dropUploadSession(e)
+    }
+
+    /// Releases confirmed parts of pending files until `bytes` are freed.
+    func reclaimSpool(_ bytes: Int64) {
+        var freed: Int64 = 0
+        for e in liveEntries where freed < bytes {
+            freed += e.cond.withLock { uploader.releaseConfirmedParts(e, upTo: bytes - freed) }
+        }
     }
 
     /// Whether waiting can make spool room: an upload that is not failing is pending, or an open

@@ -92,6 +92,8 @@ extension RosetFileSystem: UploadDelegate {
         budget.release(bytes)
     }
 
+    func spoolNeedsRoom(adding bytes: Int64) -> Bool { budget.needsRoom(adding: bytes) }
+
     func uploadTargetMissing(_ e: SpoolEntry, generation: Int) {
         let (target, released) = e.cond.withLock { (e.record.target, e.record.released != nil) }
         // Released parts tie the entry to its session: it completes there or becomes a dead letter.

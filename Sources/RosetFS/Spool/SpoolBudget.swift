@@ -2,7 +2,7 @@
 // back-pressure that keeps writers within them. Invariants:
 // - `used` is the bytes the spool's data files hold: a written byte counts from its write, and
 //   stops counting when its entry is removed or when its part is released (a part the store
-//   confirmed while the file streams, punched out of the data file);
+//   confirmed, punched out of the data file when room is short: `reclaim`, `needsRoom`);
 // - a writer whose growth would pass the bound (or bring the spool's file system under the
 //   floor) waits while waiting can help (`canHelp`: an upload that is not failing is pending,
 //   or a file's streamed parts will be confirmed and released); it fails with ENOSPC only when nothing could make room
@@ -23,6 +23,8 @@ final class SpoolBudget: @unchecked Sendable {
     private(set) var used: Int64 = 0
     /// Largest `used` seen (status and tests).
     private(set) var peak: Int64 = 0
+    /// Writers waiting for room.
+    private var waiters = 0
     /// Entries sealed and not yet confirmed (kept for status; `canHelp` decides about waiting).
     private(set) var draining = 0
     private var stopped = false
@@ -61,10 +63,12 @@ final class SpoolBudget: @unchecked Sendable {
 
     /// Takes `growth` bytes, waiting while they do not fit and `canHelp` says waiting may make
     /// room (it is asked without the budget's lock). Throws ENOSPC when waiting cannot help.
-    func reserve(_ growth: Int64, canHelp: () -> Bool) throws {
+    /// `reclaim(bytes)` is asked first (without the lock) to release what it can.
+    func reserve(_ growth: Int64, canHelp: () -> Bool, reclaim: (Int64) -> Void = { _ in }) throws {
         guard growth > 0 else { return }
         cond.lock()
         if fits(growth) || stopped { take(growth); cond.unlock(); return }
+        waiters += 1
         let started = Date()
         var lastProgress = started, lastHope = started
         var freedSeen = freedTotal
@@ -72,14 +76,18 @@ final class SpoolBudget: @unchecked Sendable {
         while !fits(growth) && !stopped {
             let now = Date()
             if freedTotal != freedSeen { freedSeen = freedTotal; lastProgress = now }
+            let short = used + growth - capacity
             cond.unlock()
+            reclaim(max(short, growth))
             let hope = canHelp()
             cond.lock()
+            if fits(growth) { break }
             if hope { lastHope = now }
             let hopeless = now.timeIntervalSince(lastHope) >= hopelessWait
             let stalled = now.timeIntervalSince(lastProgress) >= stallWait
             if hopeless || stalled {
                 let (u, c) = (used, capacity)
+                waiters -= 1
                 cond.unlock()
                 logger?.error("spool full: a write gets ENOSPC", metadata: [
                     "needed": "\(growth)", "used": "\(u)", "bound": "\(c)", "floor": "\(minimumFree)",
@@ -98,6 +106,7 @@ final class SpoolBudget: @unchecked Sendable {
             }
             _ = cond.wait(until: now.addingTimeInterval(0.1))
         }
+        waiters -= 1
         take(growth)
         cond.unlock()
         if logged {
@@ -120,6 +129,12 @@ final class SpoolBudget: @unchecked Sendable {
         if delta < 0 { freedTotal -= delta }
         cond.broadcast()
         cond.unlock()
+    }
+
+    /// Whether room is short: a writer waits, or `bytes` more would pass the bound.
+    func needsRoom(adding bytes: Int64) -> Bool {
+        cond.lock(); defer { cond.unlock() }
+        return waiters > 0 || used + bytes > capacity
     }
 
     func drainStarted() { cond.lock(); draining += 1; cond.unlock() }

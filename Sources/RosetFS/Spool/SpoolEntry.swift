@@ -8,8 +8,9 @@
 // - while the entry is written sequentially (`runningChecksum != nil`), bytes [0, size) are in the data
 //   file, so full parts below `size` may be uploaded before the close (streaming, see Uploader);
 //   such parts are recorded in `record.upload` only while its token is the one they were sent for;
-// - a streamed part the store confirmed (other than the first) is released: its journal record
-//   made durable, then its bytes punched out of the data file (`record.released`). From then on
+// - when the spool needs room, a part the store confirmed (other than the first) is released: its
+//   journal record made durable, then its bytes punched out of the data file (`record.released`);
+//   a file that fits in the spool keeps all its bytes (reads, rewrites as before). From then on
 //   the entry's session is never forgotten or restarted: it completes, or the entry becomes a
 //   dead letter (docs/SPOOL.md).
 import Foundation

@@ -11,9 +11,9 @@
 //   attempt after the close waits for those threads and sends only the parts still missing;
 //   a failed streamed part is sent again after a backoff of at most 1 s (up to
 //   `streamAttempts` failures in a row, or none when the store refuses it as a bad request);
-// - a streamed part the store confirmed, other than the first, is released: durable journal
-//   record first, then the hole punched (SpoolEntry); an entry with released parts completes in
-//   its own session or fails as `UploadSessionLost`, never restarts;
+// - when the spool needs room, parts the store confirmed (other than the first) are released:
+//   durable journal record first, then the hole punched (SpoolEntry); an entry with released
+//   parts completes in its own session or fails as `UploadSessionLost`, never restarts;
 // - a file below the part size waits for a pause of `uploadDelay` in the closes before its upload
 //   starts, at most `maxDeferralFactor` × that after it was queued: a burst of small writes then
 //   runs without uploads competing for the 2 cores and the disk, and a file rewritten within the
@@ -38,6 +38,8 @@ protocol UploadDelegate: AnyObject, Sendable {
     func isPendingNode(_ nodeId: String) -> Bool
     /// A streamed part left the data file (its hole punched): `bytes` no longer take spool room.
     func partReleased(_ entry: SpoolEntry, bytes: Int64)
+    /// The spool is (nearly) at its bound or a writer waits for room: confirmed parts should go.
+    func spoolNeedsRoom(adding bytes: Int64) -> Bool
 }
 
 /// The upload session behind an entry's released parts is gone (expired, aborted, unknown to
@@ -571,7 +573,7 @@ final class Uploader: @unchecked Sendable {
                 if entry.generation == generation, entry.isLive, entry.record.upload?.token == session.token,
                    !(number == 1 && entry.firstPartRewritten) {
                     entry.record.upload?.parts.append(UploadedPart(partNumber: number, etag: etag))
-                    release(entry, part: number, offset: offset)
+                    recordStreamedPart(entry)
                 }
                 entry.cond.unlock()
             } catch {
@@ -583,41 +585,59 @@ final class Uploader: @unchecked Sendable {
         }
     }
 
-    /// Records a confirmed streamed part and, unless it is the first (kept for a header written
-    /// again at the close), releases it: the record listing it as released is made durable, then
-    /// its bytes are punched out of the data file. Without a durable record the part stays
-    /// (caller holds cond; the part is in `record.upload.parts` already).
-    private func release(_ entry: SpoolEntry, part number: Int, offset: Int64) {
+    /// Records the streamed part just confirmed (caller holds cond; the part is in
+    /// `record.upload.parts` already) and, when the spool needs room, releases confirmed parts.
+    private func recordStreamedPart(_ entry: SpoolEntry) {
+        if delegate?.spoolNeedsRoom(adding: configuredPartSize) == true, releaseConfirmedParts(entry, upTo: .max) > 0 { return }
         let state = entry.record.state
-        let releasable = number > 1 && entry.sequentialEnd.map { $0 >= offset + configuredPartSize } == true
-            && entry.data.size() >= offset + configuredPartSize
-        if releasable {
-            var released = entry.record.released ?? ReleasedParts(partSize: configuredPartSize, parts: [])
-            released.parts.append(number)
-            released.parts.sort()
-            let before = entry.record.released
-            entry.record.released = released
+        try? entry.persist(spool, state: state, durable: state != .open, now: tuning.now())
+    }
+
+    /// Releases parts of the entry that the store confirmed in its current session, up to
+    /// `limit` bytes: full parts only, never the first (kept for a header written again at the
+    /// close). The record listing them is made durable first, then their bytes are punched out
+    /// of the data file; without a durable record nothing is released. Returns the bytes freed
+    /// (caller holds cond).
+    @discardableResult
+    func releaseConfirmedParts(_ entry: SpoolEntry, upTo limit: Int64) -> Int64 {
+        guard entry.isLive, entry.materialized, !entry.unlinked, entry.phase != .completing,
+              let session = entry.record.upload, session.multipart else { return 0 }
+        let partSize = session.partSize
+        if let r = entry.record.released, r.partSize != partSize { return 0 }
+        let already = Set(entry.record.released?.parts ?? [])
+        var chosen: [Int] = []
+        var bytes: Int64 = 0
+        for number in session.parts.map(\.partNumber).sorted()
+        where number > 1 && !already.contains(number) && Int64(number) * partSize <= entry.record.size {
+            if bytes >= limit { break }
+            chosen.append(number)
+            bytes += partSize
+        }
+        guard !chosen.isEmpty else { return 0 }
+        let before = entry.record.released
+        entry.record.released = ReleasedParts(partSize: partSize, parts: (Array(already) + chosen).sorted())
+        do {
+            try entry.persist(spool, state: entry.record.state, durable: true, now: tuning.now())
+        } catch {
+            entry.record.released = before
+            logger.warning("confirmed parts kept in the spool: their journal record was not written",
+                           metadata: ["entry": "\(entry.id)", "error": "\(error)"])
+            return 0
+        }
+        var freed: Int64 = 0
+        for number in chosen {
             do {
-                try entry.persist(spool, state: state, durable: true, now: tuning.now())
+                try entry.data.punchHole(offset: Int64(number - 1) * partSize, count: partSize)
+                freed += partSize
             } catch {
-                entry.record.released = before
-                logger.warning("streamed part kept in the spool: its journal record was not written",
-                               metadata: ["entry": "\(entry.id)", "part": "\(number)", "error": "\(error)"])
-                return
-            }
-            do {
-                try entry.data.punchHole(offset: offset, count: configuredPartSize)
-            } catch {
-                // The record says released; the bytes are still there (not counted free). Reads
-                // of that range fail as for any released part; the upload does not need them.
+                // Recorded as released all the same (the upload no longer needs the bytes); only
+                // the disk space stays taken and counted.
                 logger.warning("cannot punch a released part out of the spool data file",
                                metadata: ["entry": "\(entry.id)", "part": "\(number)", "error": "\(error)"])
-                return
             }
-            delegate?.partReleased(entry, bytes: configuredPartSize)
-        } else {
-            try? entry.persist(spool, state: state, durable: state != .open, now: tuning.now())
         }
+        if freed > 0 { delegate?.partReleased(entry, bytes: freed) }
+        return freed
     }
 
     /// A streamed part failed: queues it again and resumes streaming after a backoff (at most
