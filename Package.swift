@@ -3,14 +3,22 @@
 // roset-fuse: `mount.roset` (a mount(8) helper that mounts Roset-managed object storage through
 // FUSE) and `roset-server` (the local control plane). Targets depend downwards only:
 //
-//   MountRoset (mount.roset) ─▶ MountHelper ─▶ CMount
+//   MountRoset (mount.roset) ─▶ MountHelper ─▶ CMount, COpenSSL (the mount registry's file names)
 //            └──────────────▶ RosetFUSE ─▶ RosetFS ─▶ RosetClient ─▶ CCurl, CPipes (splice)
 //                                  └─▶ CFuse    └─▶ COpenSSL (SHA-256), CCRC32C, CPipes
 //   RosetServerMain (roset-server) ─▶ RosetServer ─▶ Hummingbird, GRDB, Crypto
 //
+// Platforms: Linux only (glibc; built and tested on x86_64). The mount side needs the kernel's FUSE,
+// libfuse 3, libmount, splice(2) and /proc; nothing here builds on macOS or Windows, so the
+// manifest says so instead of listing an Apple platform (`platforms:` can only name those).
+//
 // Setting ROSET_WITHOUT_SERVER=1 leaves the server and its (slow to build) dependencies out, for
 // client-only machines and quick builds of the mount side.
 import PackageDescription
+
+#if !os(Linux)
+#error("roset-fuse builds on Linux only: it needs FUSE (libfuse 3), libmount, splice(2) and /proc")
+#endif
 
 let withServer = Context.environment["ROSET_WITHOUT_SERVER"] == nil
 
@@ -45,7 +53,7 @@ var targets: [Target] = [
     .target(name: "RosetClient", dependencies: ["CCurl", "CPipes", logging]),
     .target(name: "RosetFS", dependencies: ["RosetClient", "COpenSSL", "CPipes", "CCRC32C", logging]),
     .target(name: "RosetFUSE", dependencies: ["CFuse", "RosetFS", logging]),
-    .target(name: "MountHelper", dependencies: ["CMount", argumentParser, logging]),
+    .target(name: "MountHelper", dependencies: ["CMount", "COpenSSL", argumentParser, logging]),
     .executableTarget(name: "MountRoset",
                       dependencies: ["MountHelper", "RosetFUSE", "RosetFS", "RosetClient", "CMalloc", argumentParser, logging]),
     // Transfer benchmark of RosetClient against curl on the same signed URLs.
@@ -87,7 +95,6 @@ if withServer {
 
 let package = Package(
     name: "roset-fuse",
-    platforms: [.macOS(.v14)],
     products: products,
     dependencies: dependencies,
     targets: targets,

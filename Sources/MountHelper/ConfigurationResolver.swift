@@ -42,7 +42,7 @@ public enum ConfigurationResolver {
             apiURL = MountConfiguration.defaultAPIURL
         }
 
-        // key: apikey_file= > --api-key (seed form) > ROSET_API_KEY.
+        // key: apikey_file= > --api-key (roset-fuse form) > ROSET_API_KEY.
         let key: APIKey
         if let file = settings.apiKeyFile {
             key = try APIKeyFile.read(file, mountingUID: identity.uid)

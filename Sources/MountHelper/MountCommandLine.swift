@@ -1,13 +1,13 @@
 // Picks the command-line form by the name the binary was started under and by its arguments:
 // `mount.roset`, `mount.fuse.roset` and `roset` (mount.fuse3 runs `roset SPEC DIR -o OPTS`) are
-// the mount(8) helper form; `roset-fuse` is the seed's form; an argument list with long flags
-// (`--api-key ...`) is the seed's form whatever the name.
+// the mount(8) helper form; `roset-fuse` is the original command line's form; an argument list
+// with long flags (`--api-key ...`) is that form whatever the name.
 import ArgumentParser
 import Foundation
 
 public enum CommandLineForm: Sendable, Equatable {
     case mountHelper
-    case seed
+    case rosetFuse
 }
 
 public enum MountCommandLine {
@@ -15,10 +15,10 @@ public enum MountCommandLine {
 
     public static func form(argv0: String, arguments: [String]) -> CommandLineForm {
         let name = (argv0 as NSString).lastPathComponent
-        if name == "roset-fuse" { return .seed }
+        if name == "roset-fuse" { return .rosetFuse }
         let hasLongFlags = arguments.contains { $0.hasPrefix("--") && $0 != "--" && $0 != "--help" }
-        if helperNames.contains(name) { return hasLongFlags ? .seed : .mountHelper }
-        return hasLongFlags || arguments.filter({ !$0.hasPrefix("-") }).count < 2 ? .seed : .mountHelper
+        if helperNames.contains(name) { return hasLongFlags ? .rosetFuse : .mountHelper }
+        return hasLongFlags || arguments.filter({ !$0.hasPrefix("-") }).count < 2 ? .rosetFuse : .mountHelper
     }
 
     /// `argv` includes argv[0]. Throws MountHelperError (exit status 0 for --help, with the text).
@@ -29,13 +29,13 @@ public enum MountCommandLine {
         switch form(argv0: argv.first ?? "mount.roset", arguments: arguments) {
         case .mountHelper:
             request = try HelperArguments.parse(arguments)
-        case .seed:
-            let parsed: SeedCommandLine
+        case .rosetFuse:
+            let parsed: RosetFuseCommandLine
             do {
-                parsed = try SeedCommandLine.parse(arguments)
+                parsed = try RosetFuseCommandLine.parse(arguments)
             } catch {
-                let status = SeedCommandLine.exitCode(for: error).rawValue
-                throw MountHelperError(SeedCommandLine.fullMessage(for: error), exitStatus: status)
+                let status = RosetFuseCommandLine.exitCode(for: error).rawValue
+                throw MountHelperError(RosetFuseCommandLine.fullMessage(for: error), exitStatus: status)
             }
             request = try parsed.request(environment: environment)
         }

@@ -84,12 +84,12 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
         self.uid = uid; self.gid = gid; self.spoolDirectory = spoolDirectory
     }
 
-    /// mount(8)'s SPEC exactly as given (nil in the seed form).
+    /// mount(8)'s SPEC exactly as given (nil in the roset-fuse form).
     public var source: String?
 
     /// First field of /proc/mounts: SPEC as mount(8) passed it, because `mount -a` (libmount)
     /// knows an fstab line is already mounted only when source and target both match; otherwise
-    /// `roset:<mount id>` (seed form).
+    /// `roset:<mount id>` (roset-fuse form).
     public var fsName: String { source ?? "roset:\(mountId ?? "default")" }
 
     public var description: String {

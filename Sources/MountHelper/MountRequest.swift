@@ -1,13 +1,13 @@
 // What a command line asked for, before the environment and the defaults are applied. Both
-// command-line forms (mount(8) helper and the seed's `roset-fuse`) produce one of these, so
-// they share one validation (ConfigurationResolver).
+// command-line forms (mount(8) helper and the original `roset-fuse` command line) produce one
+// of these, so they share one validation (ConfigurationResolver).
 import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 
 public struct MountRequest: Sendable {
-    /// mount(8)'s SPEC (a mount id, `default`/`roset`, or `roset:<id>`); nil in the seed form.
+    /// mount(8)'s SPEC (a mount id, `default`/`roset`, or `roset:<id>`); nil in the roset-fuse form.
     public var spec: String?
     public var mountpoint: String
     public var options: [MountOption]
@@ -15,7 +15,7 @@ public struct MountRequest: Sendable {
     public var fake = false
     public var verbose = false
     public var mountNamespace: String?
-    /// A key given on the seed command line (`--api-key`); removed from argv by ArgvScrubber.
+    /// A key given on the roset-fuse command line (`--api-key`); removed from argv by ArgvScrubber.
     public var apiKeyArgument: String?
     /// Notes from the command-line parser (ignored flags), carried into the configuration.
     public var warnings: [String] = []

@@ -1,6 +1,6 @@
 // roset-bench: uploads and downloads one large object through RosetClient and, in the same run,
 // through the `curl` command line on the very same signed URLs, and prints MiB/s for both with
-// the ratio client/curl. It prints numbers only and asserts nothing (issue #2 §6).
+// the ratio client/curl. It prints numbers only and asserts nothing (method in docs/PERFORMANCE.md).
 //
 // Fairness rules: both sides move the same bytes over the same URLs with the same parallelism;
 // both read the source from the page cache (curl from per-part files, the client with pread

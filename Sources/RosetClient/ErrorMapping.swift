@@ -1,4 +1,4 @@
-// HTTP answers to `RosetError`s (issue #2's errno map). Invariant: a signed-URL 403 is
+// HTTP answers to `RosetError`s (docs/PROTOCOL.md §6.2). Invariant: a signed-URL 403 is
 // `.urlRejected` (so `SignedURLReader` refreshes the URL) while a control-plane 403 is
 // `.forbidden`; a quota error is recognised by status 402 or by its code, whatever the status.
 import Foundation
@@ -7,7 +7,7 @@ public enum ErrorMapping {
     /// Which side of the protocol answered: the Roset API, or an object store via a signed URL.
     public enum Origin: Sendable { case controlPlane, signedURL }
 
-    /// The error body's fields (§1.6: `error`, `message`, `code`, `details`), all optional.
+    /// The error body's fields (docs/PROTOCOL.md §6.1: `error`, `message`, `code`, `details`), all optional.
     public struct ErrorBody: Sendable, Equatable {
         public var code: String?
         public var message: String?

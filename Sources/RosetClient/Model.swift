@@ -1,5 +1,5 @@
-// The Roset data model as RosetFS sees it, independent of which JSON dialect (§8 of
-// reference/roset-api.md) the server spoke. Decoding lives beside the HTTP client; these types
+// The Roset data model as RosetFS sees it, independent of which JSON dialect (docs/PROTOCOL.md
+// §2) the server spoke. Decoding lives beside the HTTP client; these types
 // carry no wire details. Sizes are bytes, times are whole seconds since the epoch (as the API).
 import Foundation
 
@@ -71,7 +71,7 @@ public struct Node: Sendable, Hashable {
         self.versionId = versionId; self.commitStatus = commitStatus
     }
 
-    /// A sealed folder: its listing never changes, so it may be cached without expiry (§2).
+    /// A sealed folder: its listing never changes, so it may be cached without expiry (docs/PROTOCOL.md §3.4).
     public var isCommitted: Bool {
         metadata["committed"] == .bool(true) || commitStatus == "committed"
     }
@@ -80,7 +80,7 @@ public struct Node: Sendable, Hashable {
 /// `GET /v1/nodes/{id}/download`: a signed URL for the node's current content.
 public struct DownloadGrant: Sendable, Hashable {
     public var url: String
-    /// Bounds reads on a handle opened with this grant (§3.5).
+    /// Bounds reads on a handle opened with this grant (docs/PROTOCOL.md §3.5).
     public var size: Int64
     public var contentType: String?
     /// When the URL stops working, computed from `expiresIn` at receipt.

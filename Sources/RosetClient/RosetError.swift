@@ -1,5 +1,5 @@
 // Every failure of a control-plane call or a signed-URL transfer, typed, with the errno a
-// filesystem should report for it (issue #2's map). Messages never contain the API key or a URL
+// filesystem should report for it (docs/PROTOCOL.md §6.2). Messages never contain the API key or a URL
 // signature: they are built from redacted text only.
 import Foundation
 #if canImport(Glibc)

@@ -1,7 +1,7 @@
 // Ranged reads of one node's content through its signed download URL. Invariant: a read never
 // uses a URL that is known to be expired; the URL is fetched again shortly before it expires and
 // once more when the store answers 403 (expired or revoked signature), and then the read is
-// retried once. The grant's `size` (not the node's) bounds reads, as in §3.5 of the protocol.
+// retried once. The grant's `size` (not the node's) bounds reads, as docs/PROTOCOL.md §3.5 says.
 import Foundation
 
 public final class SignedURLReader: @unchecked Sendable {

@@ -1,4 +1,4 @@
-// JSON bodies of both dialects (§8 of reference/roset-api.md) to the model types. Invariants:
+// JSON bodies of both dialects (docs/PROTOCOL.md §2) to the model types. Invariants:
 // unknown keys are ignored; tenant keys are never required; every failure is a thrown
 // `WireDecodingError` (the client turns it into `RosetError(.decoding)` naming the endpoint),
 // never a trap: no force unwraps or unchecked numeric conversions touch server data.

@@ -1,7 +1,8 @@
-// The fuse_lowlevel_ops table. Each callback is a C function pointer that finds the dispatcher
-// through fuse_req_userdata, makes exactly one FileSystemOperations call and exactly one
-// fuse_reply_* (FSError → its errno, any other error → EIO). Callbacks run on libfuse's worker
-// threads and may block; the filesystem does its own locking.
+// The fuse_lowlevel_ops table: one named function per operation, the table built from them at
+// the end (as libfuse's passthrough_ll.c builds lo_oper). Each operation is a C function pointer
+// that finds the dispatcher through fuse_req_userdata, makes exactly one FileSystemOperations call
+// and exactly one fuse_reply_* (FSError → its errno, any other error → EIO). Operations run on
+// libfuse's worker threads and may block; the filesystem does its own locking.
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -9,278 +10,13 @@ import Glibc
 import CFuse
 import RosetFS
 
+// Helpers shared by the operations.
 enum LowLevelOperations {
-    static func makeTable() -> fuse_lowlevel_ops {
-        var ops = fuse_lowlevel_ops()
-        ops.`init` = { userdata, conn in
-            guard let conn, let userdata else { return }
-            let d = Unmanaged<RequestDispatcher>.fromOpaque(userdata).takeUnretainedValue()
-            LowLevelOperations.negotiate(conn, maxRead: d.maxRead)
-        }
-        ops.destroy = { userdata in
-            guard let userdata else { return }
-            let d = Unmanaged<RequestDispatcher>.fromOpaque(userdata).takeUnretainedValue()
-            d.shutdownFileSystemOnce()
-        }
-        ops.lookup = { req, parent, name in
-            let d = RequestDispatcher.from(req)
-            guard let name = String(fuseName: name) else { _ = fuse_reply_err(req, ENOENT); return }
-            d.replyEntry(req, "lookup") { try d.fs.lookup(parent: parent, name: name) }
-        }
-        ops.forget = { req, ino, nlookup in
-            RequestDispatcher.from(req).fs.forget(inode: ino, lookups: nlookup)
-            fuse_reply_none(req)
-        }
-        ops.forget_multi = { req, count, forgets in
-            let d = RequestDispatcher.from(req)
-            if let forgets {
-                for f in UnsafeBufferPointer(start: forgets, count: count) {
-                    d.fs.forget(inode: f.ino, lookups: f.nlookup)
-                }
-            }
-            fuse_reply_none(req)
-        }
-        ops.getattr = { req, ino, fi in
-            let d = RequestDispatcher.from(req)
-            d.replyAttr(req, "getattr") { try d.fs.getattr(inode: ino, handle: fi?.pointee.fh) }
-        }
-        ops.setattr = { req, ino, attr, toSet, fi in
-            let d = RequestDispatcher.from(req)
-            guard let attr else { _ = fuse_reply_err(req, EINVAL); return }
-            let changes = LowLevelOperations.attributeChanges(attr.pointee, toSet: toSet)
-            let context = RequestDispatcher.context(req)
-            d.replyAttr(req, "setattr") {
-                try d.fs.setattr(inode: ino, changes: changes, handle: fi?.pointee.fh, context: context)
-            }
-        }
-        ops.readlink = { req, ino in
-            let d = RequestDispatcher.from(req)
-            do {
-                let target = try d.fs.readlink(inode: ino)
-                _ = fuse_reply_readlink(req, target)
-            } catch {
-                d.replyError(req, error, "readlink")
-            }
-        }
-        ops.mknod = { req, parent, name, mode, rdev in
-            let d = RequestDispatcher.from(req)
-            guard let name = String(fuseName: name) else { _ = fuse_reply_err(req, EINVAL); return }
-            let context = RequestDispatcher.context(req)
-            d.replyEntry(req, "mknod") {
-                try d.fs.mknod(parent: parent, name: name, mode: mode, rdev: UInt64(rdev), context: context)
-            }
-        }
-        ops.mkdir = { req, parent, name, mode in
-            let d = RequestDispatcher.from(req)
-            guard let name = String(fuseName: name) else { _ = fuse_reply_err(req, EINVAL); return }
-            let context = RequestDispatcher.context(req)
-            d.replyEntry(req, "mkdir") { try d.fs.mkdir(parent: parent, name: name, mode: mode, context: context) }
-        }
-        ops.unlink = { req, parent, name in
-            let d = RequestDispatcher.from(req)
-            guard let name = String(fuseName: name) else { _ = fuse_reply_err(req, ENOENT); return }
-            d.replyStatus(req, "unlink") { try d.fs.unlink(parent: parent, name: name) }
-        }
-        ops.rmdir = { req, parent, name in
-            let d = RequestDispatcher.from(req)
-            guard let name = String(fuseName: name) else { _ = fuse_reply_err(req, ENOENT); return }
-            d.replyStatus(req, "rmdir") { try d.fs.rmdir(parent: parent, name: name) }
-        }
-        ops.symlink = { req, link, parent, name in
-            let d = RequestDispatcher.from(req)
-            guard let name = String(fuseName: name), let target = String(fuseName: link) else {
-                _ = fuse_reply_err(req, EINVAL); return
-            }
-            let context = RequestDispatcher.context(req)
-            d.replyEntry(req, "symlink") {
-                try d.fs.symlink(target: target, parent: parent, name: name, context: context)
-            }
-        }
-        ops.rename = { req, parent, name, newParent, newName, flags in
-            let d = RequestDispatcher.from(req)
-            guard let name = String(fuseName: name), let newName = String(fuseName: newName) else {
-                _ = fuse_reply_err(req, EINVAL); return
-            }
-            d.replyStatus(req, "rename") {
-                try d.fs.rename(parent: parent, name: name, newParent: newParent, newName: newName, flags: flags)
-            }
-        }
-        ops.link = { req, ino, newParent, newName in
-            let d = RequestDispatcher.from(req)
-            guard let newName = String(fuseName: newName) else { _ = fuse_reply_err(req, EINVAL); return }
-            d.replyEntry(req, "link") { try d.fs.link(inode: ino, newParent: newParent, newName: newName) }
-        }
-        ops.open = { req, ino, fi in
-            let d = RequestDispatcher.from(req)
-            guard let fi else { _ = fuse_reply_err(req, EINVAL); return }
-            do {
-                let reply = try d.fs.open(inode: ino, flags: fi.pointee.flags, context: RequestDispatcher.context(req))
-                LowLevelOperations.apply(reply, to: fi)
-                if fuse_reply_open(req, fi) != 0 {
-                    // The opener went away before it got the handle: nobody will release it.
-                    try? d.fs.release(inode: ino, handle: reply.handle)
-                }
-            } catch {
-                d.replyError(req, error, "open")
-            }
-        }
-        ops.create = { req, parent, name, mode, fi in
-            let d = RequestDispatcher.from(req)
-            guard let fi else { _ = fuse_reply_err(req, EINVAL); return }
-            guard let name = String(fuseName: name) else { _ = fuse_reply_err(req, EINVAL); return }
-            do {
-                let (entry, open) = try d.fs.create(parent: parent, name: name, mode: mode, flags: fi.pointee.flags,
-                                                    context: RequestDispatcher.context(req))
-                LowLevelOperations.apply(open, to: fi)
-                var p = d.entryParam(entry)
-                if fuse_reply_create(req, &p, fi) != 0 {
-                    try? d.fs.release(inode: p.ino, handle: open.handle)
-                    d.fs.forget(inode: p.ino, lookups: 1)
-                }
-            } catch {
-                d.replyError(req, error, "create")
-            }
-        }
-        ops.read = { req, ino, size, offset, fi in
-            let d = RequestDispatcher.from(req)
-            guard let fi else { _ = fuse_reply_err(req, EBADF); return }
-            do {
-                // Sent from the buffers the filesystem hands over (the block cache's own memory for
-                // cached content): the kernel copies them once, into the reader's pages.
-                // A sequential reader's read-ahead may come as pipes instead: libfuse splices them
-                // into the kernel, and the bytes never enter this process.
-                try d.fs.read(inode: ino, handle: fi.pointee.fh, offset: Int64(offset), size: size, reply: { buffers in
-                    var vectors = buffers.filter { $0.count > 0 }.map {
-                        iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count)
-                    }
-                    if vectors.isEmpty {
-                        _ = fuse_reply_buf(req, nil, 0)
-                    } else {
-                        _ = fuse_reply_iov(req, &vectors, Int32(vectors.count))
-                    }
-                }, pipeReply: { segments in
-                    let fds = segments.map { $0.fd }
-                    let counts = segments.map { $0.count }
-                    _ = roset_reply_pipes(req, fds, counts, segments.count)
-                })
-            } catch {
-                d.replyError(req, error, "read")
-            }
-        }
-        ops.write = { req, ino, buf, size, offset, fi in
-            let d = RequestDispatcher.from(req)
-            guard let fi else { _ = fuse_reply_err(req, EBADF); return }
-            do {
-                let data = UnsafeRawBufferPointer(start: buf, count: size)
-                let written = try d.fs.write(inode: ino, handle: fi.pointee.fh, offset: Int64(offset), data: data)
-                _ = fuse_reply_write(req, written)
-            } catch {
-                d.replyError(req, error, "write")
-            }
-        }
-        ops.flush = { req, ino, fi in
-            let d = RequestDispatcher.from(req)
-            guard let fi else { _ = fuse_reply_err(req, EBADF); return }
-            d.replyStatus(req, "flush") { try d.fs.flush(inode: ino, handle: fi.pointee.fh) }
-        }
-        ops.release = { req, ino, fi in
-            let d = RequestDispatcher.from(req)
-            guard let fi else { _ = fuse_reply_err(req, EBADF); return }
-            d.replyStatus(req, "release") { try d.fs.release(inode: ino, handle: fi.pointee.fh) }
-        }
-        ops.fsync = { req, ino, datasync, fi in
-            let d = RequestDispatcher.from(req)
-            guard let fi else { _ = fuse_reply_err(req, EBADF); return }
-            d.replyStatus(req, "fsync") { try d.fs.fsync(inode: ino, handle: fi.pointee.fh, dataOnly: datasync != 0) }
-        }
-        ops.opendir = { req, ino, fi in
-            let d = RequestDispatcher.from(req)
-            guard let fi else { _ = fuse_reply_err(req, EINVAL); return }
-            do {
-                let reply = try d.fs.opendir(inode: ino)
-                LowLevelOperations.apply(reply, to: fi)
-                if fuse_reply_open(req, fi) != 0 { d.fs.releasedir(inode: ino, handle: reply.handle) }
-            } catch {
-                d.replyError(req, error, "opendir")
-            }
-        }
-        ops.readdir = { req, ino, size, offset, fi in
-            LowLevelOperations.readDirectory(req, ino, size, offset, fi, plus: false)
-        }
-        ops.readdirplus = { req, ino, size, offset, fi in
-            LowLevelOperations.readDirectory(req, ino, size, offset, fi, plus: true)
-        }
-        ops.releasedir = { req, ino, fi in
-            let d = RequestDispatcher.from(req)
-            if let fi { d.fs.releasedir(inode: ino, handle: fi.pointee.fh) }
-            _ = fuse_reply_err(req, 0)
-        }
-        ops.statfs = { req, ino in
-            let d = RequestDispatcher.from(req)
-            do {
-                let s = try d.fs.statfs(inode: ino)
-                var v = statvfs()
-                v.f_bsize = UInt(s.blockSize)
-                v.f_frsize = UInt(s.fragmentSize)
-                v.f_blocks = UInt(s.totalBlocks)
-                v.f_bfree = UInt(s.freeBlocks)
-                v.f_bavail = UInt(s.availableBlocks)
-                v.f_files = UInt(s.totalFiles)
-                v.f_ffree = UInt(s.freeFiles)
-                v.f_favail = UInt(s.freeFiles)
-                v.f_namemax = UInt(s.maxNameLength)
-                _ = fuse_reply_statfs(req, &v)
-            } catch {
-                d.replyError(req, error, "statfs")
-            }
-        }
-        ops.setxattr = { req, ino, name, value, size, flags in
-            let d = RequestDispatcher.from(req)
-            guard let name = String(fuseName: name) else { _ = fuse_reply_err(req, EINVAL); return }
-            let bytes: [UInt8] = value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
-            d.replyStatus(req, "setxattr") { try d.fs.setxattr(inode: ino, name: name, value: bytes, flags: flags) }
-        }
-        ops.getxattr = { req, ino, name, size in
-            let d = RequestDispatcher.from(req)
-            guard let name = String(fuseName: name) else { _ = fuse_reply_err(req, ENODATA); return }
-            do {
-                LowLevelOperations.replyXattr(req, try d.fs.getxattr(inode: ino, name: name), size: size)
-            } catch {
-                d.replyError(req, error, "getxattr")
-            }
-        }
-        ops.listxattr = { req, ino, size in
-            let d = RequestDispatcher.from(req)
-            do {
-                var bytes = [UInt8]()
-                for name in try d.fs.listxattr(inode: ino) {
-                    bytes.append(contentsOf: name.utf8)
-                    bytes.append(0)
-                }
-                LowLevelOperations.replyXattr(req, bytes, size: size)
-            } catch {
-                d.replyError(req, error, "listxattr")
-            }
-        }
-        ops.removexattr = { req, ino, name in
-            let d = RequestDispatcher.from(req)
-            guard let name = String(fuseName: name) else { _ = fuse_reply_err(req, ENODATA); return }
-            d.replyStatus(req, "removexattr") { try d.fs.removexattr(inode: ino, name: name) }
-        }
-        ops.access = { req, ino, mask in
-            let d = RequestDispatcher.from(req)
-            let context = RequestDispatcher.context(req)
-            d.replyStatus(req, "access") { try d.fs.access(inode: ino, mask: mask, context: context) }
-        }
-        return ops
-    }
-
-    // MARK: - Helpers shared by the callbacks
-
     /// Capabilities: readdirplus always (no AUTO heuristics), parallel lookups and reads, atomic
-    /// O_TRUNC, 1 MiB writes, replies spliced from pipes (fuse_reply_data; buffers still go by writev). max_readahead cannot raise the kernel's 128 KiB window (the kernel
-    /// takes the minimum); KernelReadAhead raises it after INIT. No writeback cache: every write must reach the
-    /// spool through `write`, in order, so close can seal exactly what was written.
+    /// O_TRUNC, 1 MiB writes, replies spliced from pipes (fuse_reply_data; buffers still go by
+    /// writev). max_readahead cannot raise the kernel's 128 KiB window (the kernel takes the
+    /// minimum); KernelReadAhead raises it after INIT. No writeback cache: every write must reach
+    /// the spool through `write`, in order, so close can seal exactly what was written.
     static func negotiate(_ conn: UnsafeMutablePointer<fuse_conn_info>, maxRead: UInt32?) {
         let capable = conn.pointee.capable
         var want = conn.pointee.want
@@ -385,5 +121,352 @@ enum LowLevelOperations {
                 d.replyError(req, error, plus ? "readdirplus" : "readdir")
             }
         }
+    }
+}
+
+// MARK: - The operations, one function each, in the order of fuse_lowlevel_ops
+
+private func onInit(_ userdata: UnsafeMutableRawPointer?, _ conn: UnsafeMutablePointer<fuse_conn_info>?) {
+    guard let conn, let userdata else { return }
+    let d = Unmanaged<RequestDispatcher>.fromOpaque(userdata).takeUnretainedValue()
+    LowLevelOperations.negotiate(conn, maxRead: d.maxRead)
+}
+
+private func onDestroy(_ userdata: UnsafeMutableRawPointer?) {
+    guard let userdata else { return }
+    let d = Unmanaged<RequestDispatcher>.fromOpaque(userdata).takeUnretainedValue()
+    d.shutdownFileSystemOnce()
+}
+
+private func onLookup(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?) {
+    let d = RequestDispatcher.from(req)
+    guard let name = String(fuseName: name) else { _ = fuse_reply_err(req, ENOENT); return }
+    d.replyEntry(req, "lookup") { try d.fs.lookup(parent: parent, name: name) }
+}
+
+private func onForget(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ nlookup: UInt64) {
+    RequestDispatcher.from(req).fs.forget(inode: ino, lookups: nlookup)
+    fuse_reply_none(req)
+}
+
+private func onForgetMulti(_ req: fuse_req_t?, _ count: Int, _ forgets: UnsafeMutablePointer<fuse_forget_data>?) {
+    let d = RequestDispatcher.from(req)
+    if let forgets {
+        for f in UnsafeBufferPointer(start: forgets, count: count) {
+            d.fs.forget(inode: f.ino, lookups: f.nlookup)
+        }
+    }
+    fuse_reply_none(req)
+}
+
+private func onGetattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
+    let d = RequestDispatcher.from(req)
+    d.replyAttr(req, "getattr") { try d.fs.getattr(inode: ino, handle: fi?.pointee.fh) }
+}
+
+private func onSetattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ attr: UnsafeMutablePointer<stat>?, _ toSet: Int32,
+                       _ fi: UnsafeMutablePointer<fuse_file_info>?) {
+    let d = RequestDispatcher.from(req)
+    guard let attr else { _ = fuse_reply_err(req, EINVAL); return }
+    let changes = LowLevelOperations.attributeChanges(attr.pointee, toSet: toSet)
+    let context = RequestDispatcher.context(req)
+    d.replyAttr(req, "setattr") {
+        try d.fs.setattr(inode: ino, changes: changes, handle: fi?.pointee.fh, context: context)
+    }
+}
+
+private func onReadlink(_ req: fuse_req_t?, _ ino: fuse_ino_t) {
+    let d = RequestDispatcher.from(req)
+    do {
+        let target = try d.fs.readlink(inode: ino)
+        _ = fuse_reply_readlink(req, target)
+    } catch {
+        d.replyError(req, error, "readlink")
+    }
+}
+
+private func onMknod(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?, _ mode: mode_t,
+                     _ rdev: dev_t) {
+    let d = RequestDispatcher.from(req)
+    guard let name = String(fuseName: name) else { _ = fuse_reply_err(req, EINVAL); return }
+    let context = RequestDispatcher.context(req)
+    d.replyEntry(req, "mknod") {
+        try d.fs.mknod(parent: parent, name: name, mode: mode, rdev: UInt64(rdev), context: context)
+    }
+}
+
+private func onMkdir(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?, _ mode: mode_t) {
+    let d = RequestDispatcher.from(req)
+    guard let name = String(fuseName: name) else { _ = fuse_reply_err(req, EINVAL); return }
+    let context = RequestDispatcher.context(req)
+    d.replyEntry(req, "mkdir") { try d.fs.mkdir(parent: parent, name: name, mode: mode, context: context) }
+}
+
+private func onUnlink(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?) {
+    let d = RequestDispatcher.from(req)
+    guard let name = String(fuseName: name) else { _ = fuse_reply_err(req, ENOENT); return }
+    d.replyStatus(req, "unlink") { try d.fs.unlink(parent: parent, name: name) }
+}
+
+private func onRmdir(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?) {
+    let d = RequestDispatcher.from(req)
+    guard let name = String(fuseName: name) else { _ = fuse_reply_err(req, ENOENT); return }
+    d.replyStatus(req, "rmdir") { try d.fs.rmdir(parent: parent, name: name) }
+}
+
+private func onSymlink(_ req: fuse_req_t?, _ link: UnsafePointer<CChar>?, _ parent: fuse_ino_t,
+                       _ name: UnsafePointer<CChar>?) {
+    let d = RequestDispatcher.from(req)
+    guard let name = String(fuseName: name), let target = String(fuseName: link) else {
+        _ = fuse_reply_err(req, EINVAL); return
+    }
+    let context = RequestDispatcher.context(req)
+    d.replyEntry(req, "symlink") {
+        try d.fs.symlink(target: target, parent: parent, name: name, context: context)
+    }
+}
+
+private func onRename(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?,
+                      _ newParent: fuse_ino_t, _ newName: UnsafePointer<CChar>?, _ flags: UInt32) {
+    let d = RequestDispatcher.from(req)
+    guard let name = String(fuseName: name), let newName = String(fuseName: newName) else {
+        _ = fuse_reply_err(req, EINVAL); return
+    }
+    d.replyStatus(req, "rename") {
+        try d.fs.rename(parent: parent, name: name, newParent: newParent, newName: newName, flags: flags)
+    }
+}
+
+private func onLink(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ newParent: fuse_ino_t, _ newName: UnsafePointer<CChar>?) {
+    let d = RequestDispatcher.from(req)
+    guard let newName = String(fuseName: newName) else { _ = fuse_reply_err(req, EINVAL); return }
+    d.replyEntry(req, "link") { try d.fs.link(inode: ino, newParent: newParent, newName: newName) }
+}
+
+private func onOpen(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
+    let d = RequestDispatcher.from(req)
+    guard let fi else { _ = fuse_reply_err(req, EINVAL); return }
+    do {
+        let reply = try d.fs.open(inode: ino, flags: fi.pointee.flags, context: RequestDispatcher.context(req))
+        LowLevelOperations.apply(reply, to: fi)
+        if fuse_reply_open(req, fi) != 0 {
+            // The opener went away before it got the handle: nobody will release it.
+            try? d.fs.release(inode: ino, handle: reply.handle)
+        }
+    } catch {
+        d.replyError(req, error, "open")
+    }
+}
+
+private func onCreate(_ req: fuse_req_t?, _ parent: fuse_ino_t, _ name: UnsafePointer<CChar>?, _ mode: mode_t,
+                      _ fi: UnsafeMutablePointer<fuse_file_info>?) {
+    let d = RequestDispatcher.from(req)
+    guard let fi else { _ = fuse_reply_err(req, EINVAL); return }
+    guard let name = String(fuseName: name) else { _ = fuse_reply_err(req, EINVAL); return }
+    do {
+        let (entry, open) = try d.fs.create(parent: parent, name: name, mode: mode, flags: fi.pointee.flags,
+                                            context: RequestDispatcher.context(req))
+        LowLevelOperations.apply(open, to: fi)
+        var p = d.entryParam(entry)
+        if fuse_reply_create(req, &p, fi) != 0 {
+            try? d.fs.release(inode: p.ino, handle: open.handle)
+            d.fs.forget(inode: p.ino, lookups: 1)
+        }
+    } catch {
+        d.replyError(req, error, "create")
+    }
+}
+
+private func onRead(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ size: Int, _ offset: off_t,
+                    _ fi: UnsafeMutablePointer<fuse_file_info>?) {
+    let d = RequestDispatcher.from(req)
+    guard let fi else { _ = fuse_reply_err(req, EBADF); return }
+    do {
+        // Sent from the buffers the filesystem hands over (the block cache's own memory for
+        // cached content): the kernel copies them once, into the reader's pages.
+        // A sequential reader's read-ahead may come as pipes instead: libfuse splices them
+        // into the kernel, and the bytes never enter this process.
+        try d.fs.read(inode: ino, handle: fi.pointee.fh, offset: Int64(offset), size: size, reply: { buffers in
+            var vectors = buffers.filter { $0.count > 0 }.map {
+                iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count)
+            }
+            if vectors.isEmpty {
+                _ = fuse_reply_buf(req, nil, 0)
+            } else {
+                _ = fuse_reply_iov(req, &vectors, Int32(vectors.count))
+            }
+        }, pipeReply: { segments in
+            let fds = segments.map { $0.fd }
+            let counts = segments.map { $0.count }
+            _ = roset_reply_pipes(req, fds, counts, segments.count)
+        })
+    } catch {
+        d.replyError(req, error, "read")
+    }
+}
+
+private func onWrite(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ buf: UnsafePointer<CChar>?, _ size: Int,
+                     _ offset: off_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
+    let d = RequestDispatcher.from(req)
+    guard let fi else { _ = fuse_reply_err(req, EBADF); return }
+    do {
+        let data = UnsafeRawBufferPointer(start: buf, count: size)
+        let written = try d.fs.write(inode: ino, handle: fi.pointee.fh, offset: Int64(offset), data: data)
+        _ = fuse_reply_write(req, written)
+    } catch {
+        d.replyError(req, error, "write")
+    }
+}
+
+private func onFlush(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
+    let d = RequestDispatcher.from(req)
+    guard let fi else { _ = fuse_reply_err(req, EBADF); return }
+    d.replyStatus(req, "flush") { try d.fs.flush(inode: ino, handle: fi.pointee.fh) }
+}
+
+private func onRelease(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
+    let d = RequestDispatcher.from(req)
+    guard let fi else { _ = fuse_reply_err(req, EBADF); return }
+    d.replyStatus(req, "release") { try d.fs.release(inode: ino, handle: fi.pointee.fh) }
+}
+
+private func onFsync(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ datasync: Int32,
+                     _ fi: UnsafeMutablePointer<fuse_file_info>?) {
+    let d = RequestDispatcher.from(req)
+    guard let fi else { _ = fuse_reply_err(req, EBADF); return }
+    d.replyStatus(req, "fsync") { try d.fs.fsync(inode: ino, handle: fi.pointee.fh, dataOnly: datasync != 0) }
+}
+
+private func onOpendir(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
+    let d = RequestDispatcher.from(req)
+    guard let fi else { _ = fuse_reply_err(req, EINVAL); return }
+    do {
+        let reply = try d.fs.opendir(inode: ino)
+        LowLevelOperations.apply(reply, to: fi)
+        if fuse_reply_open(req, fi) != 0 { d.fs.releasedir(inode: ino, handle: reply.handle) }
+    } catch {
+        d.replyError(req, error, "opendir")
+    }
+}
+
+private func onReaddir(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ size: Int, _ offset: off_t,
+                       _ fi: UnsafeMutablePointer<fuse_file_info>?) {
+    LowLevelOperations.readDirectory(req, ino, size, offset, fi, plus: false)
+}
+
+private func onReaddirplus(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ size: Int, _ offset: off_t,
+                           _ fi: UnsafeMutablePointer<fuse_file_info>?) {
+    LowLevelOperations.readDirectory(req, ino, size, offset, fi, plus: true)
+}
+
+private func onReleasedir(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ fi: UnsafeMutablePointer<fuse_file_info>?) {
+    let d = RequestDispatcher.from(req)
+    if let fi { d.fs.releasedir(inode: ino, handle: fi.pointee.fh) }
+    _ = fuse_reply_err(req, 0)
+}
+
+private func onStatfs(_ req: fuse_req_t?, _ ino: fuse_ino_t) {
+    let d = RequestDispatcher.from(req)
+    do {
+        let s = try d.fs.statfs(inode: ino)
+        var v = statvfs()
+        v.f_bsize = UInt(s.blockSize)
+        v.f_frsize = UInt(s.fragmentSize)
+        v.f_blocks = UInt(s.totalBlocks)
+        v.f_bfree = UInt(s.freeBlocks)
+        v.f_bavail = UInt(s.availableBlocks)
+        v.f_files = UInt(s.totalFiles)
+        v.f_ffree = UInt(s.freeFiles)
+        v.f_favail = UInt(s.freeFiles)
+        v.f_namemax = UInt(s.maxNameLength)
+        _ = fuse_reply_statfs(req, &v)
+    } catch {
+        d.replyError(req, error, "statfs")
+    }
+}
+
+private func onSetxattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>?,
+                        _ value: UnsafePointer<CChar>?, _ size: Int, _ flags: Int32) {
+    let d = RequestDispatcher.from(req)
+    guard let name = String(fuseName: name) else { _ = fuse_reply_err(req, EINVAL); return }
+    let bytes: [UInt8] = value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
+    d.replyStatus(req, "setxattr") { try d.fs.setxattr(inode: ino, name: name, value: bytes, flags: flags) }
+}
+
+private func onGetxattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>?, _ size: Int) {
+    let d = RequestDispatcher.from(req)
+    guard let name = String(fuseName: name) else { _ = fuse_reply_err(req, ENODATA); return }
+    do {
+        LowLevelOperations.replyXattr(req, try d.fs.getxattr(inode: ino, name: name), size: size)
+    } catch {
+        d.replyError(req, error, "getxattr")
+    }
+}
+
+private func onListxattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ size: Int) {
+    let d = RequestDispatcher.from(req)
+    do {
+        var bytes = [UInt8]()
+        for name in try d.fs.listxattr(inode: ino) {
+            bytes.append(contentsOf: name.utf8)
+            bytes.append(0)
+        }
+        LowLevelOperations.replyXattr(req, bytes, size: size)
+    } catch {
+        d.replyError(req, error, "listxattr")
+    }
+}
+
+private func onRemovexattr(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ name: UnsafePointer<CChar>?) {
+    let d = RequestDispatcher.from(req)
+    guard let name = String(fuseName: name) else { _ = fuse_reply_err(req, ENODATA); return }
+    d.replyStatus(req, "removexattr") { try d.fs.removexattr(inode: ino, name: name) }
+}
+
+private func onAccess(_ req: fuse_req_t?, _ ino: fuse_ino_t, _ mask: Int32) {
+    let d = RequestDispatcher.from(req)
+    let context = RequestDispatcher.context(req)
+    d.replyStatus(req, "access") { try d.fs.access(inode: ino, mask: mask, context: context) }
+}
+
+// MARK: - The table
+
+extension LowLevelOperations {
+    /// The table libfuse calls, built from the named operations above (as passthrough_ll.c's lo_oper).
+    static func makeTable() -> fuse_lowlevel_ops {
+        var ops = fuse_lowlevel_ops()
+        ops.`init` = onInit
+        ops.destroy = onDestroy
+        ops.lookup = onLookup
+        ops.forget = onForget
+        ops.forget_multi = onForgetMulti
+        ops.getattr = onGetattr
+        ops.setattr = onSetattr
+        ops.readlink = onReadlink
+        ops.mknod = onMknod
+        ops.mkdir = onMkdir
+        ops.unlink = onUnlink
+        ops.rmdir = onRmdir
+        ops.symlink = onSymlink
+        ops.rename = onRename
+        ops.link = onLink
+        ops.open = onOpen
+        ops.create = onCreate
+        ops.read = onRead
+        ops.write = onWrite
+        ops.flush = onFlush
+        ops.release = onRelease
+        ops.fsync = onFsync
+        ops.opendir = onOpendir
+        ops.readdir = onReaddir
+        ops.readdirplus = onReaddirplus
+        ops.releasedir = onReleasedir
+        ops.statfs = onStatfs
+        ops.setxattr = onSetxattr
+        ops.getxattr = onGetxattr
+        ops.listxattr = onListxattr
+        ops.removexattr = onRemovexattr
+        ops.access = onAccess
+        return ops
     }
 }

@@ -1,5 +1,5 @@
 // Errors that become an HTTP answer. Invariant: every control-plane failure reaches the client as
-// a status from §1.6 of roset-api.md with the body {"error", "message", "code", "details"}; nothing
+// a status from docs/PROTOCOL.md §6.2 with the body {"error", "message", "code", "details"}; nothing
 // else (paths, keys, stack traces) leaks into the body.
 import Foundation
 

@@ -1,4 +1,4 @@
-// The local store's signed-URL endpoints (§4.5): no Bearer auth; the signature decides.
+// The local store's signed-URL endpoints (docs/PROTOCOL.md §4.3): no Bearer auth; the signature decides.
 //   GET /blob/o/<mount>/<node>/<object>          whole object or one byte range (206/416)
 //   PUT /blob/o/<mount>/<node>/<object>          single-PUT upload of a whole object
 //   PUT /blob/p/<mount>/<node>/<object>/<n>      one multipart part

@@ -1,4 +1,4 @@
-// Node and FileVersion as JSON in the compat profile (§8 of roset-api.md): both `tenantId` and
+// Node and FileVersion as JSON in the compat profile (docs/PROTOCOL.md §2): both `tenantId` and
 // `tenant_id`; folders have size null; sealed folders (metadata.committed == true) also carry
 // commitStatus "committed" and isImmutable true. Single-node answers are the bare node plus a
 // `"node"` copy, so both dialects decode them.

@@ -1,4 +1,4 @@
-// /v1 node endpoints (§3.1-3.8, §3.12 batch/stat). Answers follow the compat profile: resolve is
+// /v1 node endpoints (docs/PROTOCOL.md §3.1-§3.8, and batch/stat). Answers follow the compat profile: resolve is
 // wrapped in "nodes"; single nodes are bare plus a "node" copy; children carry both key sets.
 // DELETE of a non-empty folder is allowed and deletes the subtree (soft); emptiness checks are
 // the filesystem's job (rmdir → ENOTEMPTY happens client-side).

@@ -1,4 +1,5 @@
-// roset-server: the local Roset control plane (issue 2 §3; protocol in reference/roset-api.md).
+// roset-server: the local Roset control plane (protocol in docs/PROTOCOL.md, command line in
+// roset-server(1)).
 //
 // README
 // ------

@@ -1,4 +1,4 @@
-// /v1/uploads endpoints (§3.9-3.11, §3.12 commit and abort). A new file's node is created, pending,
+// /v1/uploads endpoints (docs/PROTOCOL.md §3.9-§3.12: init, part, complete, commit, abort). A new file's node is created, pending,
 // at init; complete (or commit for single-PUT uploads) makes the uploaded object its current
 // version. Complete is safe to repeat: a completed token answers with the version it made.
 import Foundation

@@ -1,4 +1,4 @@
-// Plumbing for the tests of mount.roset as mount(8), fstab, mount.fuse3 and the seed command line
+// Plumbing for the tests of mount.roset as mount(8), fstab, mount.fuse3 and the original roset-fuse command line
 // run it: commands with captured output, the daemon found by what it is (its executable and its
 // mount point), the helper names in /sbin put in place for one test and restored afterwards.
 // Invariants: `MountCommandFixture.close()` (called from `defer`) unmounts every mount point the

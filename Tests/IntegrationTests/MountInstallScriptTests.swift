@@ -31,7 +31,7 @@ struct MountInstallScriptTests {
         for page in ["man8/mount.roset.8", "man8/mount.fuse.roset.8", "man1/roset-fuse.1"] {
             #expect(FileManager.default.fileExists(atPath: prefix + "/share/man/" + page), "\(page) not installed")
         }
-        // The installed names answer: the seed form by its name, the helper form checks a mount (-f).
+        // The installed names answer: the roset-fuse form by its name, the helper form checks a mount (-f).
         let help = Command.run(prefix + "/bin/roset-fuse", ["--help"])
         #expect(help.status == 0 && help.stdout.contains("--api-key-file"), "\(help)")
         let key = scratch.path + "/key"

@@ -1,6 +1,6 @@
 // The API key stays secret while mounted: in no process's /proc/PID/cmdline (mount(8), the
 // helper, the daemon, anything), not in /proc/mounts, not in the daemon's log_file, and, in the
-// seed form `--api-key KEY`, scrubbed from the daemon's own command line.
+// roset-fuse form `--api-key KEY`, scrubbed from the daemon's own command line.
 import Foundation
 import Testing
 import TestSupport

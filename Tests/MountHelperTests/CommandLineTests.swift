@@ -1,5 +1,5 @@
-// mount(8) helper argv in every order, the seed command line, the form picked by argv[0],
-// argv scrubbing and the daemon's report protocol.
+// mount(8) helper argv in every order, the original roset-fuse command line, the form picked
+// by argv[0], argv scrubbing and the daemon's report protocol.
 import Foundation
 import Testing
 @testable import MountHelper
@@ -37,7 +37,7 @@ import Testing
     }
 }
 
-@Suite struct SeedCommandLineTests {
+@Suite struct RosetFuseCommandLineTests {
     @Test func seedReadmeCommandLine() throws {
         let argv = ["roset-fuse", "/mnt/roset", "--api-key", "KEY1", "--api-url", "http://127.0.0.1:9000",
                     "--mount-id", "M7", "--foreground", "--debug", "--cache-ttl", "5", "--cache-size-mb", "64",
@@ -99,10 +99,10 @@ import Testing
         #expect(MountCommandLine.form(argv0: "/sbin/mount.roset", arguments: ["m", "/d", "-o", "ro"]) == .mountHelper)
         #expect(MountCommandLine.form(argv0: "/sbin/mount.fuse.roset", arguments: ["m", "/d"]) == .mountHelper)
         #expect(MountCommandLine.form(argv0: "roset", arguments: ["m", "/d", "-o", "rw"]) == .mountHelper)
-        #expect(MountCommandLine.form(argv0: "/usr/local/bin/roset-fuse", arguments: ["/d"]) == .seed)
-        #expect(MountCommandLine.form(argv0: "mount.roset", arguments: ["/d", "--api-key-file", "f"]) == .seed)
+        #expect(MountCommandLine.form(argv0: "/usr/local/bin/roset-fuse", arguments: ["/d"]) == .rosetFuse)
+        #expect(MountCommandLine.form(argv0: "mount.roset", arguments: ["/d", "--api-key-file", "f"]) == .rosetFuse)
         #expect(MountCommandLine.form(argv0: "other", arguments: ["m", "/d"]) == .mountHelper)
-        #expect(MountCommandLine.form(argv0: "other", arguments: ["/d"]) == .seed)
+        #expect(MountCommandLine.form(argv0: "other", arguments: ["/d"]) == .rosetFuse)
     }
 
     @Test func helperFormThroughTheEntry() throws {

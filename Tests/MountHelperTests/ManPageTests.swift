@@ -142,9 +142,9 @@ private func optionNamesInResolver() throws -> Set<String> {
         }
     }
 
-    @Test func everySeedFlagIsInRosetFuse1() throws {
+    @Test func everyRosetFuseFlagIsInRosetFuse1() throws {
         let page = plainText(try String(contentsOf: packageRoot.appendingPathComponent("man/roset-fuse.1"), encoding: .utf8))
-        let help = SeedCommandLine.helpMessage(columns: 200)
+        let help = RosetFuseCommandLine.helpMessage(columns: 200)
         let regex = try NSRegularExpression(pattern: #"--[a-z][a-z-]+"#)
         let flags = Set(regex.matches(in: help, range: NSRange(help.startIndex..., in: help)).compactMap {
             Range($0.range, in: help).map { String(help[$0]) }

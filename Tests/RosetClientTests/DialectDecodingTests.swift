@@ -1,4 +1,4 @@
-// Both JSON dialects (§8 of the protocol) decode to the same model; malformed bodies fail as
+// Both JSON dialects (docs/PROTOCOL.md §2) decode to the same model; malformed bodies fail as
 // `WireDecodingError`, never a trap.
 import Foundation
 import Testing

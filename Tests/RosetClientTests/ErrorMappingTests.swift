@@ -1,4 +1,4 @@
-// Issue #2's errno map: every kind from its HTTP answer, and the error body's fields.
+// The errno map of docs/PROTOCOL.md §6.2: every kind from its HTTP answer, and the error body's fields.
 import Foundation
 import Testing
 @testable import RosetClient

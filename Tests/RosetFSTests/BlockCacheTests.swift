@@ -4,7 +4,7 @@ import Foundation
 import Testing
 @testable import RosetFS
 
-@Suite struct ReadPathCacheTests {
+@Suite struct BlockCacheTests {
     let mebibyte = ReadPathFixture.mebibyte
     let block = Int(BlockCache.blockSize)
 

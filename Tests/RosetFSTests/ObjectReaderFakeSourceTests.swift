@@ -164,7 +164,7 @@ enum ReadPathFixture {
     }
 }
 
-@Suite struct ReadPathFakeSourceTests {
+@Suite struct ObjectReaderFakeSourceTests {
     @Test func fakeReturnsItsBytesAndCountsCalls() throws {
         let bytes = ReadPathFixture.content(count: 1000, seed: 1)
         let source = ReadPathFakeSource(bytes: bytes)

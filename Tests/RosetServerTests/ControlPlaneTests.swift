@@ -1,5 +1,5 @@
 // Control-plane endpoints against the real binary over loopback: CLI contract, auth, both JSON
-// dialects' keys, the node rules of issue 2 §3 (merge/null-delete, soft delete, NAME_CONFLICT
+// dialects' keys, the node rules of docs/PROTOCOL.md §3 (merge/null-delete, soft delete, NAME_CONFLICT
 // details, CYCLE_DETECTED, paging by page and by cursor), mounts and Idempotency-Key.
 import Foundation
 #if canImport(FoundationNetworking)

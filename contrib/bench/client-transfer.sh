@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Transfer benchmark of RosetClient against the curl command line (issue #2 §6): starts
+# Transfer benchmark of RosetClient against the curl command line (docs/PERFORMANCE.md): starts
 # roset-server with the local backend and, when moto_server is installed, a second roset-server
 # with --backend s3 on moto; runs roset-bench against each; stops everything it started by PID.
 # Prints numbers only, asserts nothing.

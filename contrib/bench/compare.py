@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Comparison benchmark (issue 6): mount.roset against s3fs and rclone mount on one S3 store.
+"""Comparison benchmark (docs/PERFORMANCE.md): mount.roset against s3fs and rclone mount on one S3 store.
 
 One run starts moto_server (S3 on loopback) and roset-server --backend s3 on a bucket of it, mounts
 the clients on that bucket (roset through its control plane, s3fs under the prefix s3fs/, rclone
@@ -922,7 +922,7 @@ def report(bench, csv_path):
 
     # Targets (reported, not asserted).
     if "roset" in names:
-        log("\nTargets (issue 6):")
+        log("\nTargets:")
         def t(label, ok, detail):
             log(f"  [{'met' if ok else 'MISSED' if ok is False else 'n/a'}] {label}: {detail}")
         def sp(m, ref):

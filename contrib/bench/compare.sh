@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Comparison benchmark (issue 6): mount.roset vs s3fs vs rclone mount on one moto bucket.
+# Comparison benchmark (docs/PERFORMANCE.md): mount.roset vs s3fs vs rclone mount on one moto bucket.
 # Builds the release binaries, then runs compare.py as root. Options: see compare.py --help
 # (--size-mb, --files, --entries, --fio-seconds, --tar-files, --clients, --cache-size-mb, --csv).
 set -euo pipefail

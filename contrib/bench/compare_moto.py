@@ -10,7 +10,7 @@
 - Whole-object GETs stream. moto reads the whole object into one fresh bytes object before it
   sends a byte (for a 1 GiB object, 1 GiB of new memory faulted in per GET, and twice that for a
   multipart object). That cost fell on the benchmark's limit, one curl GET of the whole object:
-  in the tenth session it swung between 340 and 1,300 MiB/s, and 1,300-3,600 streamed. Here the
+  in one measured run it swung between 340 and 1,300 MiB/s, and 1,300-3,600 streamed. Here the
   body is sent in 8 MiB slices of the same view, each read under the key's lock, as a real store
   streams from disk.
 - ETags are computed under the key's lock (see below): a moto race that corrupts ETags under

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Filesystem benchmark (issue 3): builds in release mode, then runs fs_bench.py as root.
+# Filesystem benchmark (docs/PERFORMANCE.md): builds in release mode, then runs fs_bench.py as root.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 swift build -c release >/dev/null

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Filesystem benchmark of mount.roset against a local roset-server (issue 3).
+"""Filesystem benchmark of mount.roset against a local roset-server (docs/PERFORMANCE.md).
 
 Prints each workload next to the direct transfer measured in the same run (curl on the same
 signed URLs, and the raw paginated API listing), with the ratio. The transfers are taken in

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Alternating cold reads of one 1 GiB object: curl on its signed URL, then mount.roset buffered,
-then with -o direct_io, for N rounds, each line with the CPU it cost (issues 3 and 6, profiling).
+then with -o direct_io, for N rounds, each line with the CPU it cost (the read path's profiling tool, see docs/PERFORMANCE.md).
 
 The object is written through the mount (a multipart upload, as the benchmarks read it); every
 mount.roset read comes through a fresh mount. Per read: MiB/s, wall time, cores busy machine-wide
@@ -28,7 +28,8 @@ def busy_seconds():
 
 # In a VM with free page reporting (virtio-balloon), memory the guest frees goes back to the host
 # and costs a host fault when touched again; the counter shows how much went back during a read,
-# because that, not the read path, is what makes the same read swing by 3x here (README).
+# because that, not the read path, is what makes the same read swing by 3x here
+# (docs/PERFORMANCE.md, "Why the read targets are missed").
 REPORTED_KIB = "/sys/module/page_reporting/parameters/reported_kib"
 
 

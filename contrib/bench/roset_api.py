@@ -2,7 +2,7 @@
 
 Standard library only. Every call has a timeout. The API key is sent in the Authorization header
 only; it never appears in an exception text (urllib's HTTPError does not include request headers).
-Responses are read in both JSON dialects (reference/roset-api.md §8): wrapped (`{"node": ...}`,
+Responses are read in both JSON dialects (docs/PROTOCOL.md §2): wrapped (`{"node": ...}`,
 `{"nodes": {...}}`, `children`) or bare (a Node, a flat map, `items`).
 """
 import json

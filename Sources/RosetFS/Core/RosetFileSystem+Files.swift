@@ -273,24 +273,15 @@ extension RosetFileSystem {
     }
 
     func keepCache(inode: InodeNumber, signature: String) -> Bool {
-        stateLock.withLock {
-            let same = openSignatures[inode] == signature
-            openSignatures[inode] = signature
-            return same
-        }
+        pendingIndex.recordOpen(inode: inode, signature: signature)
     }
 
     func addHandle(_ file: OpenFile) -> FileHandleID {
-        stateLock.withLock {
-            let id = nextHandle
-            nextHandle += 1
-            handles[id] = file
-            return id
-        }
+        openHandles.add(file)
     }
 
     func openFile(_ id: FileHandleID) throws -> OpenFile {
-        guard let h = stateLock.withLock({ handles[id] }) else { throw FSError(EBADF) }
+        guard let h = openHandles.file(id) else { throw FSError(EBADF) }
         return h
     }
 
@@ -556,7 +547,7 @@ extension RosetFileSystem {
     }
 
     public func release(inode: InodeNumber, handle: FileHandleID) throws {
-        guard let file = stateLock.withLock({ handles.removeValue(forKey: handle) }) else { throw FSError(EBADF) }
+        guard let file = openHandles.removeFile(handle) else { throw FSError(EBADF) }
         file.lock.withLock { file.reader?.close(); file.reader = nil }
         if file.writable, let e = file.entry { try detachWriter(e) }
     }

@@ -24,7 +24,7 @@ extension RosetFileSystem {
 
     public func forget(inode: InodeNumber, lookups: UInt64) {
         inodes.forget(inode, lookups: lookups)
-        if inodes.key(of: inode) == nil { stateLock.withLock { openSignatures[inode] = nil } }
+        if inodes.key(of: inode) == nil { pendingIndex.forgetOpens(inode: inode) }
     }
 
     public func getattr(inode: InodeNumber, handle: FileHandleID?) throws -> AttributeReply {
@@ -362,10 +362,7 @@ extension RosetFileSystem {
             }
         }
         if newKey != oldKey {
-            stateLock.withLock {
-                pendingByKey[newKey] = e
-                if InodeTable.isSpoolKey(oldKey) { spoolAliases[oldKey] = newKey }
-            }
+            pendingIndex.rekey(e, from: oldKey, to: newKey)
             inodes.rekey(from: oldKey, to: newKey)
         }
         if let token { try? controlPlane.abortUpload(token: token) }
@@ -383,19 +380,13 @@ extension RosetFileSystem {
     public func opendir(inode: InodeNumber) throws -> OpenReply {
         _ = try folderId(inode)
         let handle = DirectoryHandle(inode: inode)
-        let id: FileHandleID = stateLock.withLock {
-            let id = nextHandle
-            nextHandle += 1
-            directories[id] = handle
-            return id
-        }
-        return OpenReply(handle: id, keepCache: false)
+        return OpenReply(handle: openHandles.add(handle), keepCache: false)
     }
 
     public func readdir(inode: InodeNumber, handle: FileHandleID, offset: Int64, plus: Bool,
                         add: (DirectoryEntry) -> Bool) throws {
         let folder = try folderId(inode)
-        guard let dir = stateLock.withLock({ directories[handle] }) else { throw FSError(EBADF) }
+        guard let dir = openHandles.directory(handle) else { throw FSError(EBADF) }
         var items = dir.lock.withLock { offset == 0 ? nil : dir.items }
         if items == nil {
             let children = try listChildren(folder)
@@ -438,6 +429,6 @@ extension RosetFileSystem {
     }
 
     public func releasedir(inode: InodeNumber, handle: FileHandleID) {
-        stateLock.withLock { directories[handle] = nil }
+        openHandles.removeDirectory(handle)
     }
 }

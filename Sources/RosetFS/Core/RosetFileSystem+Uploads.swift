@@ -12,10 +12,7 @@ import RosetClient
 
 extension RosetFileSystem: UploadDelegate {
     func uploadAssignedNode(_ entry: SpoolEntry, oldKey: String, newKey: String) {
-        stateLock.withLock {
-            if entry.isLive { pendingByKey[newKey] = entry }
-            if InodeTable.isSpoolKey(oldKey) { spoolAliases[oldKey] = newKey }
-        }
+        pendingIndex.rekey(entry, from: oldKey, to: newKey, isLive: entry.isLive)
         inodes.rekey(from: oldKey, to: newKey)
     }
 

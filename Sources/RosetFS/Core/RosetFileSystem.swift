@@ -2,11 +2,11 @@
 // shared state and helpers; the operations live in RosetFileSystem+*.swift.
 //
 // Invariants
-// - No lock is held across a network call. Locks: `stateLock` (pending index, handles) and the
-//   caches' and inode table's own locks are leaves; an entry's `cond` may be held while taking a
-//   leaf lock, never the other way round.
+// - No lock is held across a network call. Locks: `stateLock` (shutdown flag), the pending
+//   index's, the open handles', the caches' and the inode table's own locks are leaves; an
+//   entry's `cond` may be held while taking a leaf lock, never the other way round.
 // - A file with a live spool entry shows the entry (size, mtime, content): read your own writes.
-//   The entry is indexed by its inode key(s) and by its (parentId, name) location.
+//   The entry is indexed (PendingIndex) by its inode key(s) and by its (parentId, name) location.
 // - Every mutation this mount makes patches the metadata cache before it returns.
 // - Access checks are left to the kernel (`default_permissions`); `access` still answers from
 //   the mode bits for callers of access(2) on mounts without it.
@@ -41,18 +41,13 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
     let uploader: Uploader
     let blockCache: BlockCache
 
+    /// Pending files by key, location and id; spool-key aliases; open signatures.
+    let pendingIndex = PendingIndex<SpoolEntry>()
+    /// Open files and folders by handle.
+    let openHandles = OpenHandles()
+
+    /// Guards `shuttingDown`.
     let stateLock = NSLock()
-    /// Live entries by every key they answer to (spool key, node id) and by id.
-    var pendingByKey: [String: SpoolEntry] = [:]
-    var pendingById: [String: SpoolEntry] = [:]
-    var pendingByLocation: [String: SpoolEntry] = [:]
-    var handles: [FileHandleID: OpenFile] = [:]
-    var directories: [FileHandleID: DirectoryHandle] = [:]
-    var nextHandle: FileHandleID = 1
-    var openSignatures: [InodeNumber: String] = [:]
-    /// Spool keys whose file got a node id: an inode bound to the spool key in a race with
-    /// the init is moved to the node id on its next use.
-    var spoolAliases: [String: String] = [:]
     var shuttingDown = false
 
     /// Resolves the root (fails on a bad key), takes the spool lock, resumes sealed spool entries.
@@ -150,64 +145,45 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
 
     // MARK: pending index
 
-    static func location(_ parentId: String, _ name: String) -> String { parentId + "/" + name }
+    func pending(key: String) -> SpoolEntry? { pendingIndex.entry(key: key) }
 
-    func pending(key: String) -> SpoolEntry? { stateLock.withLock { pendingByKey[key] } }
-
-    func pending(at parentId: String, _ name: String) -> SpoolEntry? {
-        stateLock.withLock { pendingByLocation[Self.location(parentId, name)] }
-    }
+    func pending(at parentId: String, _ name: String) -> SpoolEntry? { pendingIndex.entry(at: parentId, name) }
 
     /// Registers a new entry unless another live one already answers to `key`; returns the winner.
     func register(_ entry: SpoolEntry) -> SpoolEntry {
-        stateLock.withLock {
-            if let existing = pendingByKey[entry.key] { return existing }
-            pendingById[entry.id] = entry
-            pendingByKey[entry.key] = entry
-            pendingByKey[InodeTable.spoolKey(entry.id)] = entry
-            pendingByLocation[Self.location(entry.record.target.parentId, entry.record.target.name)] = entry
-            return entry
-        }
+        let target = entry.record.target
+        return pendingIndex.register(entry, id: entry.id, key: entry.key, parentId: target.parentId, name: target.name)
     }
 
     func unregister(_ entry: SpoolEntry, aliasTo nodeId: String? = nil) {
-        stateLock.withLock {
-            if let nodeId { spoolAliases[InodeTable.spoolKey(entry.id)] = nodeId }
-            pendingById[entry.id] = nil
-            for (k, v) in pendingByKey where v === entry { pendingByKey[k] = nil }
-            for (k, v) in pendingByLocation where v === entry { pendingByLocation[k] = nil }
-        }
+        pendingIndex.unregister(entry, id: entry.id, aliasTo: nodeId)
     }
 
     /// Re-indexes an entry after its target changed (caller may hold the entry's cond).
     func reindex(_ entry: SpoolEntry, target: SpoolTarget) {
-        stateLock.withLock {
-            for (k, v) in pendingByLocation where v === entry { pendingByLocation[k] = nil }
-            pendingByLocation[Self.location(target.parentId, target.name)] = entry
-            if let nodeId = target.nodeId { pendingByKey[nodeId] = entry }
-        }
+        pendingIndex.move(entry, toParent: target.parentId, name: target.name, nodeId: target.nodeId)
     }
 
     func pendingChildren(of folderId: String) -> [(entry: SpoolEntry, name: String)] {
-        stateLock.withLock { Array(pendingById.values) }.compactMap { e in
+        pendingIndex.entries.compactMap { e in
             e.cond.withLock { e.isLive && e.record.target.parentId == folderId ? (e, e.record.target.name) : nil }
         }
     }
 
-    var liveEntries: [SpoolEntry] { stateLock.withLock { Array(pendingById.values) } }
+    var liveEntries: [SpoolEntry] { pendingIndex.entries }
 
     // MARK: nodes
 
     /// A key whose spool entry is gone: the node id its upload became, or ENOENT.
     func settled(_ key: String) throws -> String {
         guard InodeTable.isSpoolKey(key) else { return key }
-        guard let alias = stateLock.withLock({ spoolAliases[key] }) else { throw FSError(ENOENT) }
+        guard let alias = pendingIndex.alias(of: key) else { throw FSError(ENOENT) }
         return alias
     }
 
     func key(of inode: InodeNumber) throws -> String {
         guard let key = inodes.key(of: inode) else { throw FSError(ENOENT) }
-        if InodeTable.isSpoolKey(key), let alias = stateLock.withLock({ spoolAliases[key] }) {
+        if InodeTable.isSpoolKey(key), let alias = pendingIndex.alias(of: key) {
             inodes.rekey(from: key, to: alias)
             return alias
         }
@@ -375,30 +351,4 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         let wanted = UInt32((mask & R_OK != 0 ? 4 : 0) | (mask & W_OK != 0 ? 2 : 0) | (mask & X_OK != 0 ? 1 : 0))
         if granted & wanted != wanted { throw FSError(EACCES) }
     }
-}
-
-/// One open file.
-final class OpenFile: @unchecked Sendable {
-    let inode: InodeNumber
-    let writable: Bool
-    /// The spool entry this handle writes to (writers count it).
-    var entry: SpoolEntry?
-    let lock = NSLock()
-    var reader: ObjectReader?
-    var readerKey: String?
-
-    init(inode: InodeNumber, writable: Bool, entry: SpoolEntry?) {
-        self.inode = inode
-        self.writable = writable
-        self.entry = entry
-    }
-}
-
-/// An open folder: the listing snapshot its readdir cookies index into.
-final class DirectoryHandle: @unchecked Sendable {
-    struct Item { var name: String; var child: RosetFileSystem.Child? }
-    let inode: InodeNumber
-    let lock = NSLock()
-    var items: [Item]?
-    init(inode: InodeNumber) { self.inode = inode }
 }

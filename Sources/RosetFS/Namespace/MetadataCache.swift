@@ -2,7 +2,7 @@
 // the mount's TTL; a committed folder's listing (and its children) never expires. Invariants:
 // - nothing here does I/O; callers fetch outside any lock and store the result;
 // - every change this mount makes is patched in at once (insertChild/removeChild/store), so a
-//   cached listing never shows a stale view of our own changes (original bug §6.10 item 9);
+//   cached listing never shows a stale view of our own changes (the original client listed a folder from a stale cache after its own create);
 // - a stored node clears the negative entry of its (parent, name);
 // - it does not grow without bound: once it holds more than `sweepAt` entries, the next store
 //   drops every expired one (nodes the kernel still holds an inode for are kept, for

@@ -12,7 +12,7 @@ enum XattrCodec {
     static let binaryMarker = "base64:"
     static let maxNameBytes = 255
     static let maxValueBytes = 64 * 1024
-    /// The server's limit on a node's metadata as serialized JSON (roset-api.md: 64 KB).
+    /// The server's limit on a node's metadata as serialized JSON (docs/PROTOCOL.md §7: 64 KiB).
     static let maxMetadataBytes = 64 * 1024
 
     /// The size of `metadata` as JSON, as the server measures it (slashes escaped, an upper bound).

@@ -6,7 +6,7 @@
 //     LOCK                 flock(LOCK_EX) held by the one daemon using the folder; holds its pid.
 //                          A new daemon finding it held waits only if STATUS says the holder is
 //                          `draining` (unmounted, finishing uploads), else it is refused at once
-//     STATUS               the holder's state and upload counters (SpoolStatus.swift); not
+//     STATUS               the holder's state and upload counters (SpoolStatusFile.swift); not
 //                          needed by recovery, read by `mount.roset status`
 //     IDENTITY             "roset-spool 2", the api URL (userinfo removed) and the mount id
 //     data/<entryId>       the file's full content (entryId: lowercase UUID); its CRC32C is in

@@ -1,4 +1,4 @@
-// The seed's command line, `roset-fuse MOUNTPOINT --api-key-file FILE --api-url URL ...`, run
+// The original `roset-fuse` command line, `roset-fuse MOUNTPOINT --api-key-file FILE --api-url URL ...`, run
 // through a `roset-fuse` link to the one binary: it daemonizes unless --foreground, --read-only
 // gives EROFS, --mount-id and --allow-other reach the mount, and ROSET_API_URL, ROSET_API_KEY and
 // ROSET_MOUNT_ID stand in for the flags.
@@ -11,7 +11,7 @@ import Glibc
 
 @Suite(.serialized, .timeLimit(.minutes(10)),
        .enabled(if: MountCommandEnvironment.isAvailable, "\(MountCommandEnvironment.requirement)"))
-struct MountSeedCommandTests {
+struct MountRosetFuseCommandTests {
     private func umountAndWait(_ f: MountCommandFixture, _ dir: String, sourceLocation: SourceLocation = #_sourceLocation) {
         let u = Command.run("/bin/umount", [dir])
         #expect(u.status == 0, "\(u)", sourceLocation: sourceLocation)

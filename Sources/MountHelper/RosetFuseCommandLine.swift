@@ -1,11 +1,11 @@
-// The seed's command line (`roset-fuse MOUNTPOINT --api-key KEY ...`, README and §7 of the API
-// reference), plus `--api-key-file` and the CSI launcher's `--mountpoint` form. Every flag maps
-// onto a mount option, so both command lines share one validation. CSI flags with no meaning
-// here are accepted with a warning.
+// The original `roset-fuse` command line (`roset-fuse MOUNTPOINT --api-key KEY ...`, see
+// roset-fuse(1)), plus `--api-key-file` and the CSI launcher's `--mountpoint` form. Every flag
+// maps onto a mount option, so both command lines share one validation. CSI flags with no
+// meaning here are accepted with a warning.
 import ArgumentParser
 import Foundation
 
-public struct SeedCommandLine: ParsableCommand {
+public struct RosetFuseCommandLine: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "roset-fuse",
         abstract: "Mount Roset-managed storage through FUSE.",
@@ -54,7 +54,7 @@ public struct SeedCommandLine: ParsableCommand {
     @Option(name: .customLong("spool-dir"), help: "Write spool folder. (default: /var/lib/roset/spool for root, else ~/.local/state/roset/spool)")
     public var spoolDir: String?
 
-    @Option(name: .customLong("staging-dir"), help: "The seed's name for --spool-dir. (default: as --spool-dir)")
+    @Option(name: .customLong("staging-dir"), help: "The older name of --spool-dir. (default: as --spool-dir)")
     public var stagingDir: String?
 
     @Option(name: .short, help: ArgumentHelp("Extra mount options, as for mount.roset -o (repeatable). (default: none)", valueName: "options"))
@@ -69,11 +69,11 @@ public struct SeedCommandLine: ParsableCommand {
     public var cacheSizeGb: Double?
     @Option(help: "CSI: read-ahead size; ignored with a warning (read-ahead adapts itself). (default: none)")
     public var readAhead: String?
-    @Flag(help: "Seed: deprecated write-back flag; ignored with a warning. (default: off)")
+    @Flag(help: "Older scripts' flag: deprecated write-back flag; ignored with a warning. (default: off)")
     public var writeBackCache = false
-    @Option(help: "Seed: sync|async|sync-on-fsync; ignored with a warning (close seals to the spool, fsync waits for the upload). (default: none)")
+    @Option(help: "Older scripts' flag: sync|async|sync-on-fsync; ignored with a warning (close seals to the spool, fsync waits for the upload). (default: none)")
     public var durability: String?
-    @Option(help: "Seed: signed-URL refresh margin in seconds; ignored with a warning. (default: none)")
+    @Option(help: "Older scripts' flag: signed-URL refresh margin in seconds; ignored with a warning. (default: none)")
     public var urlRefreshBuffer: Double?
 
     public init() {}
