@@ -2,7 +2,9 @@
 // spool_max_mb=96, and a 1 GiB checkpoint (its first 4 KiB written again at the end, as zip and
 // HDF5 writers do) goes through it; the stored file has the sha256 of what was written and the
 // spool's disk never held more than the bound plus a part. A daemon killed (kill -9) right after
-// such a file was closed, with parts released and others unsent, completes it after remount.
+// such a file was closed, with parts released and others unsent, or dead just before complete
+// (test crash point), completes it after remount; one dead while the file was still open with
+// parts released leaves its unsent rest as a dead letter that `mount.roset status` names.
 import Foundation
 import RosetClient
 import Testing
@@ -176,5 +178,65 @@ final class SHA256Pipe {
             folders.flatMap { (try? FileManager.default.contentsOfDirectory(atPath: f.spoolDirectory + "/" + $0 + "/dead")) ?? [] }
         } ?? []
         #expect(dead.isEmpty, "no dead letter: \(dead)")
+    }
+    /// Waits until the daemon `pid` is gone (or a zombie).
+    static func died(_ f: MountedRoset, _ pid: pid_t) -> Bool {
+        f.eventually(timeout: 120) {
+            kill(pid, 0) != 0 || (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8))?.contains(") Z ") == true
+        }
+    }
+
+    @Test func aDaemonDeadJustBeforeCompleteFinishesTheStreamedFileAfterRemount() throws {
+        if !MountedRoset.isAvailable { print("skipped: needs root, /dev/fuse, mount.roset and roset-server"); return }
+        let f = try Self.smallSpoolMount()
+        defer { Self.release(f) }
+        f.unmount()
+        try f.mountAgain(options: ["spool_max_mb=\(Self.boundMB)"], environment: ["ROSET_TEST_CRASH_POINT": "before-complete"])
+        let pid = try #require(f.daemonPID)
+        let sha = try SHA256Pipe()
+        let fd = try Self.writeCheckpoint(f.path("complete.bin"), mib: 320, seed: 11_000, header: [UInt8](repeating: 7, count: 4096), sha: sha)
+        #expect(Glibc.close(fd) == 0)
+        let expected = sha.finish()
+        #expect(Self.died(f, pid), "the daemon exits at the crash point")
+        let report = try StatusCLI.run(f.mountpoint)
+        print("SpoolStreamingTests: status at the crash point:\n\(report.1)")
+        #expect(report.1.contains("complete.bin") && report.1.contains("B sent"), "status names the streaming file and its sent bytes")
+        f.crash()
+        try f.mountAgain(options: ["spool_max_mb=\(Self.boundMB)"])
+        #expect(SpoolCrash.waitForDrain(f, timeout: 120))
+        f.unmount()
+        try f.mountAgain(options: ["spool_max_mb=\(Self.boundMB)"])
+        #expect(SHA256Pipe.of(path: f.path("complete.bin")) == expected, "the closed file is in the store whole")
+    }
+
+    @Test func aDaemonDeadWhileAStreamedFileIsOpenLeavesADeadLetterNamedInStatus() throws {
+        if !MountedRoset.isAvailable { print("skipped: needs root, /dev/fuse, mount.roset and roset-server"); return }
+        let f = try Self.smallSpoolMount()
+        defer { Self.release(f) }
+        f.unmount()
+        try f.mountAgain(options: ["spool_max_mb=\(Self.boundMB)"], environment: ["ROSET_TEST_CRASH_POINT": "parts-released"])
+        let pid = try #require(f.daemonPID)
+        let fd = Glibc.open(f.path("open.bin"), O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        try #require(fd >= 0)
+        var written = 0
+        for i in 0..<320 {
+            let chunk = PatternBytes.make(count: 1 << 20, seed: 13_000 + UInt64(i))
+            if chunk.withUnsafeBytes({ Glibc.write(fd, $0.baseAddress, $0.count) }) != chunk.count { break }
+            written += 1
+        }
+        Glibc.close(fd)
+        #expect(Self.died(f, pid), "the daemon exits at the crash point")
+        #expect(written < 320, "the writer saw the daemon die: \(written) MiB written")
+        f.crash()
+        try f.mountAgain(options: ["spool_max_mb=\(Self.boundMB)"])
+        let (status, out, _) = try StatusCLI.run(f.mountpoint)
+        print("SpoolStreamingTests: after the remount, \(written) MiB written before the crash:\n\(out)")
+        #expect(status == 0)
+        #expect(out.contains("dead letters: 1") && out.contains("open.bin"), "status names the dead letter")
+        #expect(f.remoteContentIfAny("open.bin") == nil || f.remoteContentIfAny("open.bin")?.isEmpty == true,
+                "nothing is reported as stored under the name")
+        let root = try #require(try f.remoteNode(""))
+        let names = (try? f.api.children(of: root.id).map(\.name)) ?? []
+        #expect(!names.contains { $0.hasPrefix("open.bin.recovered") }, "no partial file under a recovered name: \(names)")
     }
 }

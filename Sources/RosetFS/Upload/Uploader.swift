@@ -301,6 +301,7 @@ final class Uploader: @unchecked Sendable {
             }
             try uploadParts(entry, generation: generation, plan: plan, progress: &progress)
             try beginCompleting(entry, generation)
+            TestCrashPoint.reached(.beforeComplete)
             let parts = progress.parts.sorted { $0.partNumber < $1.partNumber }
             return try controlPlane.completeUpload(token: progress.token, parts: parts)
         } catch let e as RosetError where e.kind == .notFound {
@@ -637,6 +638,7 @@ final class Uploader: @unchecked Sendable {
             }
         }
         if freed > 0 { delegate?.partReleased(entry, bytes: freed) }
+        TestCrashPoint.reached(.partsReleased, when: (entry.record.released?.parts.count ?? 0) >= 4)
         return freed
     }
 
