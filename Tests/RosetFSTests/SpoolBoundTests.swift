@@ -139,4 +139,18 @@ import RosetClient
         #expect(e.cond.withLock { e.record.size } == Int64(written) && Self.releasedCount(e) == 0)
         try? h.fs.release(inode: inode, handle: open.handle)
     }
+    @Test func aStoreRefusingCompleteFailsFsyncAndLeavesADeadLetter() throws {
+        let h = try Self.harness()
+        h.cloud.failNext("completeUpload", times: 1_000, with: FakeCloud.error(.badRequest, status: 400))
+        let content = pattern(2 << 20 + 77, seed: 21)
+        let (inode, handle, e, _) = try Self.writeStreaming(h, "refused-complete.bin", content)
+        #expect(Self.releasedCount(e) > 0)
+        #expect(h.errno { try h.fs.fsync(inode: inode, handle: handle, dataOnly: false) } == EIO)
+        try? h.fs.release(inode: inode, handle: handle)
+        #expect(StreamingUploadTests.eventually { SpoolReport.read(folder: h.spoolFolder).deadLetters.count == 1 })
+        let dead = SpoolReport.read(folder: h.spoolFolder).deadLetters
+        #expect(dead.first?.reason.contains("refused-complete.bin") == true, "\(dead)")
+        #expect(h.cloud.child("refused-complete.bin").map { h.cloud.content(of: $0.id)?.isEmpty ?? true } ?? true,
+                "nothing is reported as stored")
+    }
 }
