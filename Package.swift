@@ -7,6 +7,8 @@
 //            └──────────────▶ RosetFUSE ─▶ RosetFS ─▶ RosetClient ─▶ CCurl, CPipes (splice)
 //                                  └─▶ CFuse    └─▶ COpenSSL (SHA-256), CCRC32C, CPipes
 //   RosetServerMain (roset-server) ─▶ RosetServer ─▶ Hummingbird, GRDB, Crypto
+//   RosetClient, RosetFS, RosetFUSE, MountRoset and RosetServer ─▶ RosetMetrics ─▶ swift-metrics,
+//   swift-prometheus (metric names, the Prometheus exposition and its endpoint)
 //
 // Platforms: Linux only (glibc; built and tested on x86_64). The mount side needs the kernel's FUSE,
 // libfuse 3, libmount, splice(2) and /proc; nothing here builds on macOS or Windows, so the
@@ -24,6 +26,7 @@ let withServer = Context.environment["ROSET_WITHOUT_SERVER"] == nil
 
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+let metrics: Target.Dependency = .product(name: "Metrics", package: "swift-metrics")
 
 var products: [Product] = [
     .executable(name: "mount.roset", targets: ["MountRoset"]),
@@ -32,6 +35,8 @@ var products: [Product] = [
 var dependencies: [Package.Dependency] = [
     .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
 ]
 var targets: [Target] = [
     // C libraries from Debian's -dev packages; each shim header holds the small wrappers Swift needs.
@@ -50,12 +55,15 @@ var targets: [Target] = [
     // glibc's mallopt(3) (header only).
     .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
 
-    .target(name: "RosetClient", dependencies: ["CCurl", "CPipes", logging]),
-    .target(name: "RosetFS", dependencies: ["RosetClient", "COpenSSL", "CPipes", "CCRC32C", logging]),
-    .target(name: "RosetFUSE", dependencies: ["CFuse", "RosetFS", logging]),
+    // Metric names with their HELP text, the Prometheus exposition and its HTTP endpoint.
+    .target(name: "RosetMetrics", dependencies: [metrics, .product(name: "Prometheus", package: "swift-prometheus")]),
+    .target(name: "RosetClient", dependencies: ["CCurl", "CPipes", "RosetMetrics", metrics, logging]),
+    .target(name: "RosetFS", dependencies: ["RosetClient", "COpenSSL", "CPipes", "CCRC32C", "RosetMetrics", metrics, logging]),
+    .target(name: "RosetFUSE", dependencies: ["CFuse", "RosetFS", "RosetMetrics", metrics, logging]),
     .target(name: "MountHelper", dependencies: ["CMount", "COpenSSL", argumentParser, logging]),
     .executableTarget(name: "MountRoset",
-                      dependencies: ["MountHelper", "RosetFUSE", "RosetFS", "RosetClient", "CMalloc", argumentParser, logging]),
+                      dependencies: ["MountHelper", "RosetFUSE", "RosetFS", "RosetClient", "RosetMetrics", "CMalloc",
+                                     argumentParser, logging]),
     // Transfer benchmark of RosetClient against curl on the same signed URLs.
     .executableTarget(name: "RosetBench", dependencies: ["RosetClient", argumentParser]),
 
@@ -67,6 +75,7 @@ var targets: [Target] = [
     .testTarget(name: "MountHelperTests", dependencies: ["MountHelper", "TestSupport"]),
     // Integration tests drive the built binaries (roset-server, mount.roset) as subprocesses.
     .testTarget(name: "IntegrationTests", dependencies: ["RosetClient", "TestSupport"]),
+    .testTarget(name: "RosetMetricsTests", dependencies: ["RosetMetrics", metrics]),
 ]
 
 if withServer {
@@ -86,6 +95,7 @@ if withServer {
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
+            "RosetMetrics",
             logging,
         ]),
         .executableTarget(name: "RosetServerMain", dependencies: ["RosetServer", "CMalloc", argumentParser, logging]),

@@ -25,10 +25,17 @@ public enum ConfigurationResolver {
         let mountpoint = URL(fileURLWithPath: request.mountpoint).standardizedFileURL.path
 
         // mount id: mount_id= > SPEC > ROSET_MOUNT_ID > the account's default mount.
+        // SPEC may name a folder too, as s3fs's bucket:/path: `ID:/datasets/train` is
+        // `ID` with subdir=datasets/train (subdir= wins), and /proc/mounts shows it as given.
         var mountId = settings.mountId
-        if mountId == nil, let spec = request.spec {
-            let id = spec.hasPrefix("roset:") ? String(spec.dropFirst("roset:".count)) : spec
-            if !id.isEmpty && id != "default" && id != "roset" { mountId = id }
+        var specSubdir: String?
+        if let spec = request.spec {
+            var id = spec.hasPrefix("roset:") ? String(spec.dropFirst("roset:".count)) : spec
+            if let colon = id.range(of: ":/") {
+                specSubdir = try OptionSettings.subdirPath(String(id[colon.upperBound...]))
+                id = String(id[..<colon.lowerBound])
+            }
+            if mountId == nil, !id.isEmpty && id != "default" && id != "roset" { mountId = id }
         }
         if mountId == nil, let env = environment["ROSET_MOUNT_ID"], !env.isEmpty { mountId = env }
 
@@ -61,6 +68,9 @@ public enum ConfigurationResolver {
                                         spoolDirectory: spool)
         if let v = settings.cacheTTL { config.cacheTTL = v }
         if let v = settings.cacheSizeMB { config.cacheSizeMB = v }
+        if let v = settings.negativeTTL { config.negativeTTL = v }
+        config.closeToOpen = settings.closeToOpen
+        config.metrics = settings.metrics
         config.readOnly = settings.readOnly
         if let v = settings.umask { config.umask = v }
         config.fileMode = settings.fileMode ?? (0o666 & ~config.umask)
@@ -84,10 +94,16 @@ public enum ConfigurationResolver {
         config.blockSize = settings.blockSize
         if let v = settings.maxThreads { config.maxThreads = v }
         if let v = settings.readAheadKB { config.readAheadKB = v }
+        // `debug` is log_level=debug and no longer implies foreground: an fstab line or a
+        // systemd unit can log at debug level to syslog or log_file= (mount.roset(8), debug).
         config.debug = settings.debug
-        config.foreground = settings.foreground || settings.debug
+        config.foreground = settings.foreground
         config.logFile = settings.logFile
         config.verbose = request.verbose
+        var level = settings.logLevel ?? (settings.debug ? .debug : .info)
+        if request.verbose { level = level.raised }
+        config.logLevel = level
+        config.subdir = settings.subdir ?? specSubdir
         config.fake = request.fake
         config.mountNamespace = request.mountNamespace
         if let spec = request.spec, !spec.isEmpty { config.source = spec }
@@ -121,12 +137,15 @@ struct OptionSettings {
     var maxRead: UInt32?, blockSize: UInt32?
     var apiKeyFile: String?, apiURL: URL?, mountId: String?
     var cacheTTL: Double?, cacheSizeMB: Int?
+    var negativeTTL: Double?, closeToOpen = true
+    var metrics: MountConfiguration.MetricsAddress?
     var spoolDirectory: String?, spoolMaxMB: Int?, spoolMinFreeMB: Int?
     var uid: UInt32?, gid: UInt32?, umask: UInt32?, fileMode: UInt32?, dirMode: UInt32?
     var uploadConcurrency: Int?, partSizeMB: Int?, closeWait = false, uploadDelayMs: Int?
     var directIO = false
     var spliceRead = true
     var foreground = false, debug = false, logFile: String?, shutdownGrace: Double?
+    var logLevel: MountConfiguration.LogLevel?, subdir: String?
     var maxThreads: Int?, readAheadKB: Int?
     var requestTimeout: Double?, retries: Int?
 
@@ -156,6 +175,10 @@ struct OptionSettings {
         case "api_url": apiURL = try ConfigurationResolver.parseAPIURL(try text(option), name: "api_url")
         case "mount_id": mountId = try text(option)
         case "cache_ttl": cacheTTL = try seconds(option)
+        case "negative_ttl": negativeTTL = try seconds(option)
+        case "metrics": metrics = try MountConfiguration.MetricsAddress.parse(try text(option))
+        case "close_to_open": closeToOpen = try flag(option)
+        case "no_close_to_open": try noValue(option); closeToOpen = false
         case "cache_size_mb": cacheSizeMB = try integer(option, minimum: 0)
         case "spool_dir": spoolDirectory = try text(option)
         case "spool_max_mb": spoolMaxMB = try integer(option, minimum: 0)
@@ -174,6 +197,13 @@ struct OptionSettings {
         case "foreground": foreground = try flag(option)
         case "debug": debug = try flag(option)
         case "log_file": logFile = try text(option)
+        case "log_level":
+            let word = try text(option)
+            guard let level = MountConfiguration.LogLevel(rawValue: word) else {
+                throw MountHelperError("bad value for log_level: \"\(word)\" (use error, warn, info, debug or trace)")
+            }
+            logLevel = level
+        case "subdir": subdir = try Self.subdirPath(try text(option))
         case "shutdown_grace": shutdownGrace = try seconds(option)
         case "max_threads": maxThreads = try integer(option, minimum: 1, maximum: 1024)
         case "read_ahead_kb": readAheadKB = try integer(option, minimum: 0, maximum: 1 << 20)
@@ -197,6 +227,16 @@ struct OptionSettings {
                 throw MountHelperError("unknown mount option '\(option)' (use -s to ignore unknown options)")
             }
         }
+    }
+
+    /// subdir=PATH as "a/b": leading and trailing "/" dropped, "." and empty parts skipped;
+    /// ".." is refused (the mount's root must stay inside the mount), "/" alone is the whole mount.
+    static func subdirPath(_ raw: String) throws -> String? {
+        let parts = raw.split(separator: "/").filter { $0 != "." }
+        if parts.contains("..") {
+            throw MountHelperError("bad value for subdir: \"\(raw)\" contains \"..\"; give a folder path inside the mount, e.g. subdir=datasets/train")
+        }
+        return parts.isEmpty ? nil : parts.joined(separator: "/")
     }
 
     // MARK: - Value parsers; every message names the option.

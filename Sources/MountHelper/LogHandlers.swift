@@ -1,6 +1,8 @@
 // Where the daemon's log lines go: syslog (the default for a daemon), a file (log_file=), or
 // stderr (foreground). syslog is called with the fixed format "%s" (CMount's roset_syslog), so a
 // message can never be taken for a format string. Callers never put the key in a message.
+// log_file= is reopened by `MountLogging.reopen()` (SIGHUP, after logrotate renamed it): lines
+// written after the reopen go to the new file, none is lost or split between the two.
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -64,19 +66,37 @@ public struct LineLogHandler: LogHandler {
 
 /// One file descriptor shared by every handler; lines are written whole under a lock.
 public final class LineSink: @unchecked Sendable {
-    private let fd: Int32
+    private var fd: Int32
+    /// The file behind `fd` (log_file=), nil for stderr.
+    private let path: String?
     private let lock = NSLock()
 
-    public static let standardError = LineSink(fd: STDERR_FILENO)
+    public static let standardError = LineSink(fd: STDERR_FILENO, path: nil)
 
-    init(fd: Int32) { self.fd = fd }
+    init(fd: Int32, path: String?) { self.fd = fd; self.path = path }
 
     public static func appending(to path: String) throws -> LineSink {
+        LineSink(fd: try open(path), path: path)
+    }
+
+    private static func open(_ path: String) throws -> Int32 {
         let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             throw MountHelperError("cannot open log_file \(path): \(String(cString: strerror(errno)))")
         }
-        return LineSink(fd: fd)
+        return fd
+    }
+
+    /// Opens the path again (a new file when logrotate moved the old one away); on failure the
+    /// old descriptor stays, so logging goes on into the renamed file rather than nowhere.
+    func reopen() throws {
+        guard let path else { return }
+        let fresh = try Self.open(path)
+        lock.withLock {
+            let old = fd
+            fd = fresh
+            close(old)
+        }
     }
 
     func write(_ line: String) { lock.withLock { writeAll(fd, line) } }
@@ -91,13 +111,30 @@ func formatLine(_ message: Logger.Message, _ eventMetadata: Logger.Metadata?, _ 
 }
 
 public enum MountLogging {
-    /// Sends every Logger to stderr (foreground), log_file= or syslog, at debug level with `debug`.
-    /// Call once, in the process that will do the work (after daemonizing).
+    nonisolated(unsafe) private static var fileSink: LineSink?
+
+    /// swift-log's level for a log_level= word.
+    static func loggerLevel(_ level: MountConfiguration.LogLevel) -> Logger.Level {
+        switch level {
+        case .error: return .error
+        case .warn: return .warning
+        case .info: return .info
+        case .debug: return .debug
+        case .trace: return .trace
+        }
+    }
+
+    /// Reopens log_file= (what SIGHUP does); nothing to do when logging to syslog or stderr.
+    public static func reopen() throws { try fileSink?.reopen() }
+
+    /// Sends every Logger to stderr (foreground), log_file= or syslog, at the configuration's
+    /// log_level. Call once, in the process that will do the work (after daemonizing).
     public static func bootstrap(configuration: MountConfiguration, foreground: Bool) throws {
-        let level: Logger.Level = configuration.debug ? .debug : (configuration.verbose ? .info : .info)
+        let level = loggerLevel(configuration.logLevel)
         let sink: LineSink?
         if let file = configuration.logFile {
             sink = try LineSink.appending(to: file)
+            fileSink = sink
         } else if foreground {
             sink = .standardError
         } else {

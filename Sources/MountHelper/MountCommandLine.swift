@@ -46,10 +46,12 @@ public enum MountCommandLine {
 /// The whole program around the filesystem: parse, scrub the key from argv, enter a namespace,
 /// fake mode, signals blocked, foreground or double-fork daemon, logging. `work` runs in the
 /// process that mounts (the daemon, or this one in the foreground) and returns its exit status;
-/// it must call `reporter.ready()` only once the mount is live.
+/// it must call `reporter.ready()` only once the mount is live. `checkMountpoint` returns why a
+/// mount point cannot be mounted on (nil: it can); it is all `mount -f` checks there.
 public enum MountProgram {
     public static func run(arguments: [String] = CommandLine.arguments,
                            environment: [String: String] = ProcessInfo.processInfo.environment,
+                           checkMountpoint: (String) -> String? = folderRefusal,
                            work: @escaping (MountConfiguration, ReadinessReporter) -> Int32) -> Never {
         let config: MountConfiguration
         do {
@@ -76,13 +78,10 @@ public enum MountProgram {
             }
         }
         if config.fake {
-            var isFolder: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: config.mountpoint, isDirectory: &isFolder) else {
-                writeAll(STDERR_FILENO, "mount.roset: mount point \(config.mountpoint) does not exist\n")
-                exit(MountHelperError.mountFailureStatus)
-            }
-            guard isFolder.boolValue else {
-                writeAll(STDERR_FILENO, "mount.roset: mount point \(config.mountpoint) is not a folder\n")
+            // mount -f gives the verdict a real mount would give on the mount point (the same
+            // check, `checkMountpoint`), then stops.
+            if let refusal = checkMountpoint(config.mountpoint) {
+                writeAll(STDERR_FILENO, "mount.roset: \(refusal)\n")
                 exit(MountHelperError.mountFailureStatus)
             }
             if config.verbose { writeAll(STDERR_FILENO, "mount.roset: fake mount: everything checked, not mounting\n") }
@@ -105,5 +104,16 @@ public enum MountProgram {
             }
             return work(config, reporter)
         }
+    }
+}
+
+extension MountProgram {
+    /// The mount point checks that need no knowledge of mounts: it exists and is a folder.
+    public static func folderRefusal(_ mountpoint: String) -> String? {
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: mountpoint, isDirectory: &isFolder) else {
+            return "mount point \(mountpoint) does not exist"
+        }
+        return isFolder.boolValue ? nil : "mount point \(mountpoint) is not a folder"
     }
 }

@@ -3,6 +3,18 @@
 import Foundation
 
 public struct MountConfiguration: Sendable, CustomStringConvertible {
+    /// log_level= values, least verbose first; syslog's priorities for the same words.
+    public enum LogLevel: String, Sendable, CaseIterable, Comparable {
+        case error, warn, info, debug, trace
+
+        /// One step more verbose (what -v adds); trace stays trace.
+        public var raised: LogLevel { LogLevel.allCases[min(LogLevel.allCases.firstIndex(of: self)! + 1, LogLevel.allCases.count - 1)] }
+
+        public static func < (a: LogLevel, b: LogLevel) -> Bool {
+            allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+        }
+    }
+
     /// Kernel VFS flags, as mount(8) spells them.
     public enum VFSFlag: String, Sendable, Hashable, CaseIterable {
         case nosuid, suid, nodev, dev, noexec, exec, noatime, atime, relatime, sync, async, dirsync
@@ -27,6 +39,41 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
 
     // Filesystem (RosetFS.FileSystemConfiguration)
     public var cacheTTL: Double = 300
+    /// How long a missing name (and a folder listing) is trusted (negative_ttl=).
+    public var negativeTTL: Double = 5
+    /// Opening a file revalidates it with the control plane (close_to_open=, default on).
+    public var closeToOpen: Bool = true
+    /// Where the Prometheus endpoint listens (metrics=); nil: no endpoint.
+    public var metrics: MetricsAddress?
+
+    /// `HOST:PORT`, `[IPV6]:PORT` or a bare `PORT` (on 127.0.0.1: loopback unless the admin
+    /// names another address).
+    public struct MetricsAddress: Equatable, Sendable, CustomStringConvertible {
+        public var host: String
+        public var port: UInt16
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+        public static func parse(_ text: String) throws -> MetricsAddress {
+            func bad(_ why: String) -> MountHelperError {
+                MountHelperError("bad value for metrics: \"\(text)\" \(why) (give HOST:PORT, e.g. metrics=127.0.0.1:9464)")
+            }
+            var host = "127.0.0.1"
+            var portText = Substring(text)
+            if text.hasPrefix("[") {
+                guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
+                    throw bad("is not [ADDRESS]:PORT")
+                }
+                host = String(text[text.index(after: text.startIndex)..<close])
+                portText = text[text.index(close, offsetBy: 2)...]
+            } else if let colon = text.lastIndex(of: ":") {
+                host = String(text[..<colon])
+                portText = text[text.index(after: colon)...]
+            }
+            guard !host.isEmpty else { throw bad("names no host") }
+            guard let port = UInt16(portText), port > 0 else { throw bad("has no port from 1 to 65535") }
+            return MetricsAddress(host: host, port: port)
+        }
+    }
     public var cacheSizeMB: Int = 256
     public var readOnly: Bool = false
     public var uid: UInt32
@@ -70,7 +117,12 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
     public var foreground: Bool = false
     public var debug: Bool = false
     public var verbose: Bool = false
+    /// The daemon's log level (log_level=; `debug` is log_level=debug; each -v one step more).
+    public var logLevel: LogLevel = .info
     public var logFile: String?
+    /// A folder of the namespace served as the mount's root (subdir=), "/"-separated, without
+    /// leading or trailing "/"; nil serves the whole mount.
+    public var subdir: String?
     /// mount(8)'s -N: a mount namespace to enter before mounting.
     public var mountNamespace: String?
     /// mount(8)'s -f: validate, do not mount.
@@ -89,14 +141,16 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
 
     /// First field of /proc/mounts: SPEC as mount(8) passed it, because `mount -a` (libmount)
     /// knows an fstab line is already mounted only when source and target both match; otherwise
-    /// `roset:<mount id>` (roset-fuse form).
-    public var fsName: String { source ?? "roset:\(mountId ?? "default")" }
+    /// `roset:<mount id>` (roset-fuse form), followed by `:/<subdir>` when a subdir= is served.
+    public var fsName: String {
+        source ?? "roset:\(mountId ?? "default")" + (subdir.map { ":/" + $0 } ?? "")
+    }
 
     public var description: String {
         func octal(_ v: UInt32) -> String { "0" + String(v, radix: 8) }
         var parts = [
             "mountpoint=\(mountpoint)", "mount_id=\(mountId ?? "(default mount)")", "api_url=\(apiURL.absoluteString)",
-            "key=\(apiKey)", "cache_ttl=\(cacheTTL)", "cache_size_mb=\(cacheSizeMB)", "ro=\(readOnly)",
+            "key=\(apiKey)", "cache_ttl=\(cacheTTL)", "negative_ttl=\(negativeTTL)", "close_to_open=\(closeToOpen)", "metrics=\(metrics.map { "\($0)" } ?? "off")", "cache_size_mb=\(cacheSizeMB)", "ro=\(readOnly)",
             "uid=\(uid)", "gid=\(gid)", "umask=\(octal(umask))", "file_mode=\(octal(fileMode))",
             "dir_mode=\(octal(dirMode))", "spool_dir=\(spoolDirectory)", "spool_max_mb=\(spoolMaxMB)", "spool_min_free_mb=\(spoolMinFreeMB)",
             "upload_concurrency=\(uploadConcurrency)", "part_size_mb=\(partSizeMB)", "close_wait=\(closeWait)", "direct_io=\(directIO)", "splice_read=\(spliceRead)",
@@ -104,8 +158,9 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
             "upload_delay_ms=\(uploadDelayMs)", "shutdown_grace=\(shutdownGrace)", "allow_other=\(allowOther)", "allow_root=\(allowRoot)",
             "default_permissions=\(defaultPermissions)", "max_threads=\(maxThreads)", "read_ahead_kb=\(readAheadKB)",
             "vfs=\(vfsFlags.map(\.rawValue).sorted().joined(separator: "+"))",
-            "foreground=\(foreground)", "debug=\(debug)",
+            "foreground=\(foreground)", "debug=\(debug)", "log_level=\(logLevel.rawValue)",
         ]
+        if let subdir { parts.append("subdir=\(subdir)") }
         if let maxRead { parts.append("max_read=\(maxRead)") }
         if let blockSize { parts.append("blksize=\(blockSize)") }
         if let logFile { parts.append("log_file=\(logFile)") }

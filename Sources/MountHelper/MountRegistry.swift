@@ -19,10 +19,14 @@ public struct MountRegistration: Codable, Sendable, Equatable {
     public var pid: Int32
     public var mountId: String
     public var startedAt: Double
+    /// The folder served as the root (subdir=), "a/b"; nil for the whole mount (and in
+    /// registrations written before subdir= existed).
+    public var subdir: String?
 
-    public init(mountpoint: String, spoolFolder: String, pid: Int32, mountId: String, startedAt: Double) {
+    public init(mountpoint: String, spoolFolder: String, pid: Int32, mountId: String, startedAt: Double,
+                subdir: String? = nil) {
         self.mountpoint = mountpoint; self.spoolFolder = spoolFolder; self.pid = pid
-        self.mountId = mountId; self.startedAt = startedAt
+        self.mountId = mountId; self.startedAt = startedAt; self.subdir = subdir
     }
 }
 

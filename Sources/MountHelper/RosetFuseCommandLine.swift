@@ -1,7 +1,8 @@
 // The original `roset-fuse` command line (`roset-fuse MOUNTPOINT --api-key KEY ...`, see
 // roset-fuse(1)), plus `--api-key-file` and the CSI launcher's `--mountpoint` form. Every flag
 // maps onto a mount option, so both command lines share one validation. CSI flags with no
-// meaning here are accepted with a warning.
+// meaning here are accepted with a warning, except --ref: a pinned snapshot the control plane
+// cannot serve fails the mount, since mounting the live tree instead would hand a job other data.
 import ArgumentParser
 import Foundation
 
@@ -36,8 +37,14 @@ public struct RosetFuseCommandLine: ParsableCommand {
     @Flag(name: [.short, .long], help: "Stay in the foreground, logging to stderr. (default: off)")
     public var foreground = false
 
-    @Flag(name: [.short, .long], help: "Debug logging (implies --foreground). (default: off)")
+    @Flag(name: [.short, .long], help: "Debug logging and --foreground, as libfuse's -d (mount.roset's -o debug does not imply foreground). (default: off)")
     public var debug = false
+
+    @Option(help: "error|warn|info|debug|trace: the log level, also in the background. (default: info)")
+    public var logLevel: String?
+
+    @Option(help: "Serve this folder of the mount as its root, as -o subdir=. (default: the whole mount)")
+    public var subdir: String?
 
     @Option(help: "Metadata cache lifetime in seconds.")
     public var cacheTtl: Double = 300
@@ -61,9 +68,9 @@ public struct RosetFuseCommandLine: ParsableCommand {
     public var options: [String] = []
 
     // Accepted for compatibility; see `warnings`.
-    @Option(help: "CSI: a ref to mount; not supported, ignored with a warning. (default: none)")
+    @Option(help: "CSI: a pinned snapshot to mount; refused: roset-server has no snapshots, and the live tree is other data. (default: none)")
     public var ref: String?
-    @Option(help: "CSI: local cache folder; used as the spool folder. (default: none)")
+    @Option(help: "CSI: local cache folder; becomes the write spool folder (spool_dir=) when neither --spool-dir, --staging-dir nor ROSET_STAGING_DIR is given. (default: none)")
     public var cacheDir: String?
     @Option(help: "CSI: disk cache size in GiB; ignored with a warning. (default: none)")
     public var cacheSizeGb: Double?
@@ -91,7 +98,9 @@ public struct RosetFuseCommandLine: ParsableCommand {
         if let apiUrl { opts.append(MountOption("api_url", apiUrl)) }
         if let mountId { opts.append(MountOption("mount_id", mountId)) }
         if foreground { opts.append(MountOption("foreground")) }
-        if debug { opts.append(MountOption("debug")) }
+        if debug { opts += [MountOption("debug"), MountOption("foreground")] }
+        if let logLevel { opts.append(MountOption("log_level", logLevel)) }
+        if let subdir { opts.append(MountOption("subdir", subdir)) }
         opts.append(MountOption("cache_ttl", String(cacheTtl)))
         opts.append(MountOption("cache_size_mb", String(cacheSizeMb)))
         if allowOther { opts.append(MountOption("allow_other")) }
@@ -100,7 +109,10 @@ public struct RosetFuseCommandLine: ParsableCommand {
         let spool = spoolDir ?? stagingDir ?? environment["ROSET_STAGING_DIR"] ?? cacheDir
         if let spool { opts.append(MountOption("spool_dir", spool)) }
         for list in options { opts += try MountOptionList.parse(list) }
-        if let ref { warnings.append("--ref \(ref) is not supported; mounting the live tree") }
+        if let ref {
+            throw MountHelperError("--ref \(ref): mounting a pinned snapshot is not supported (the control plane serves only the live tree, "
+                                   + "and mounting it instead would give the job other data); remove --ref to mount the live tree")
+        }
         if cacheSizeGb != nil { warnings.append("--cache-size-gb is ignored; the memory cache is --cache-size-mb") }
         if readAhead != nil { warnings.append("--read-ahead is ignored; read-ahead grows with sequential reads") }
         if writeBackCache { warnings.append("--write-back-cache is ignored; every write goes through the spool") }

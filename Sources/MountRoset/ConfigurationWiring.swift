@@ -20,7 +20,10 @@ extension ClientConfiguration {
 extension FileSystemConfiguration {
     init(_ config: MountConfiguration, apiURL: String) {
         self.init(apiURL: apiURL, mountId: config.mountId ?? "default", spoolDirectory: config.spoolDirectory)
+        subdir = config.subdir
         cacheTTL = config.cacheTTL
+        negativeTTL = config.negativeTTL
+        closeToOpen = config.closeToOpen
         cacheSizeMB = config.cacheSizeMB
         readOnly = config.readOnly
         uid = config.uid

@@ -7,6 +7,7 @@ import Logging
 import MountHelper
 import RosetFS
 import RosetFUSE
+import RosetMetrics
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,6 +32,23 @@ enum MountDaemon {
             reporter.failed(message, exitStatus: MountHelperError.mountFailureStatus)
             return MountHelperError.mountFailureStatus
         }
+        // metrics=: bound before anything records a metric (swift-metrics is bootstrapped once, and
+        // objects made before stay no-ops), served from a thread started here, after the forks.
+        var measured = false
+        if let address = config.metrics {
+            let export = PrometheusExport()
+            do {
+                let endpoint = try MetricsEndpoint(host: address.host, port: address.port, render: { export.render() })
+                export.bootstrap()
+                endpoint.start()
+                measured = true
+                logger.notice("metrics in Prometheus' text format on http://\(address)/metrics")
+            } catch {
+                logger.error("\(error)")
+                reporter.failed("\(error)", exitStatus: MountHelperError.mountFailureStatus)
+                return MountHelperError.mountFailureStatus
+            }
+        }
         let fs: FileSystemOperations
         do {
             fs = try makeFileSystem(config)
@@ -40,7 +58,7 @@ enum MountDaemon {
             reporter.failed("\(error)", exitStatus: status)
             return status
         }
-        let session = FUSESession(fileSystem: fs, mountpoint: config.mountpoint, options: FUSEMountOptions(config),
+        let session = FUSESession(fileSystem: measured ? MeasuredFileSystem(fs) : fs, mountpoint: config.mountpoint, options: FUSEMountOptions(config),
                                   shutdownGrace: config.shutdownGrace, logger: Logger(label: "roset.fuse"))
         signals.setHandler { signal, count in
             if count == 1 {
@@ -65,7 +83,8 @@ enum MountDaemon {
         let mountpoint = MountRegistry.canonical(config.mountpoint)
         if let rosetFS, !config.readOnly {
             MountRegistry.register(MountRegistration(mountpoint: mountpoint, spoolFolder: rosetFS.spoolFolder, pid: getpid(),
-                                                     mountId: config.mountId ?? "default", startedAt: Date().timeIntervalSince1970))
+                                                     mountId: config.mountId ?? "default", startedAt: Date().timeIntervalSince1970,
+                                                     subdir: config.subdir))
             rosetFS.startStatusPublisher()
         }
         reporter.ready()

@@ -10,6 +10,7 @@ enum StatusCommand {
     struct JSONOutput: Codable {
         var mountpoint: String
         var spoolFolder: String
+        var subdir: String?
         var daemonRunning: Bool
         var daemonPid: Int32?
         var state: String
@@ -17,6 +18,8 @@ enum StatusCommand {
         var pendingBytes: Int64
         var oldestPendingAgeSeconds: Double?
         var uploadFailures: Int
+        /// Uploads that replaced another machine's newer version (docs/SEMANTICS.md).
+        var concurrentWrites: Int
         var lastError: String?
         var deadLetters: Int
         var tornRecords: Int
@@ -41,10 +44,11 @@ enum StatusCommand {
         let oldest = report.pending.map(\.createdAt).min().map { max(0, now - $0) }
         let failures = report.status?.uploadFailures ?? 0
         if request.json {
-            let out = JSONOutput(mountpoint: dir, spoolFolder: registration.spoolFolder, daemonRunning: running,
+            let out = JSONOutput(mountpoint: dir, spoolFolder: registration.spoolFolder, subdir: registration.subdir, daemonRunning: running,
                                  daemonPid: report.lockHolderPid, state: state, pendingFiles: report.pending.count,
                                  pendingBytes: report.pendingBytes, oldestPendingAgeSeconds: oldest,
-                                 uploadFailures: failures, lastError: report.status?.lastError,
+                                 uploadFailures: failures, concurrentWrites: report.status?.concurrentWrites ?? 0,
+                                 lastError: report.status?.lastError,
                                  deadLetters: report.deadLetters.count, tornRecords: report.tornRecords.count, report: report)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -53,7 +57,7 @@ enum StatusCommand {
             return 0
         }
         var lines: [String] = []
-        lines.append("roset mount \(registration.mountId) on \(dir)")
+        lines.append("roset mount \(registration.mountId)" + (registration.subdir.map { " (subdir /\($0))" } ?? "") + " on \(dir)")
         if let pid = report.lockHolderPid {
             let detail = state == "draining" ? "unmounted, finishing its uploads" : state
             lines.append("  daemon:       pid \(pid), \(detail)")
@@ -75,6 +79,9 @@ enum StatusCommand {
             failureLine += "; last\(when): \(last)"
         }
         lines.append(failureLine)
+        let concurrent = report.status?.concurrentWrites ?? 0
+        lines.append("  concurrent:   \(concurrent)" + (concurrent > 0
+            ? " upload(s) replaced a version another machine wrote meanwhile (kept in the file's version history; see the log)" : ""))
         lines.append("  dead letters: \(report.deadLetters.count)")
         for d in report.deadLetters { lines.append("    \(d.path): \(d.reason) (\(d.bytes) B)") }
         if !report.tornRecords.isEmpty {

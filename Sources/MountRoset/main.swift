@@ -1,7 +1,7 @@
 // mount.roset (also answering as mount.fuse.roset, roset and roset-fuse) picks its command:
-// --version, `status DIR`, or a mount (MountHelper parses and daemonizes, MountDaemon serves it
-// through RosetFUSE over RosetFS). --version is answered before any option parsing, so it works
-// under every name the binary has (bug reports and packaging scripts ask for it).
+// --version, `status DIR`, `invalidate PATH...`, or a mount (MountHelper parses and daemonizes,
+// MountDaemon serves it through RosetFUSE over RosetFS). --version is answered before any option
+// parsing, so it works under every name the binary has (bug reports and packaging scripts ask for it).
 import Foundation
 import MountHelper
 import RosetClient
@@ -15,4 +15,10 @@ if arguments.count == 1, ["--version", "-V"].contains(arguments[0]) {
 if let status = StatusCommandLine.parse(arguments) {
     exit(StatusCommand.run(status))
 }
-MountProgram.run(work: MountDaemon.serve)
+if let paths = InvalidateCommandLine.parse(arguments) {
+    exit(InvalidateCommand.run(paths))
+}
+// mount -f checks the mount point as a real mount would (an automount point passes).
+MountProgram.run(checkMountpoint: { dir in
+    do { _ = try FUSESession.checkMountpoint(dir); return nil } catch { return MountFailureMessage.mountpoint(error) }
+}, work: MountDaemon.serve)

@@ -4,6 +4,8 @@
 // Idempotency-Key that stays the same across the retries of one logical call; signed URLs never
 // get the Authorization header; every log line and error message is redacted.
 import Foundation
+import Metrics
+import RosetMetrics
 import Logging
 
 public final class RosetAPIClient: ControlPlane, ObjectStore, @unchecked Sendable {
@@ -194,6 +196,7 @@ public final class RosetAPIClient: ControlPlane, ObjectStore, @unchecked Sendabl
             throw RosetError(kind: .server, status: outcome.status, endpoint: endpoint,
                              message: "unexpected status for a ranged GET")
         }
+        Counter(label: RosetMetricNames.storeReadBytes).increment(by: outcome.rangeBytes)
         return outcome.rangeBytes
     }
 
@@ -202,7 +205,11 @@ public final class RosetAPIClient: ControlPlane, ObjectStore, @unchecked Sendabl
         guard PipeDownloader.accepts(url) else { return false }
         statsLock.withLock { requestsSent += 1 }
         do {
-            try pipeDownloader.get(url: url, offset: offset, into: targets, filled: filled)
+            let readBytes = Counter(label: RosetMetricNames.storeReadBytes)
+            try pipeDownloader.get(url: url, offset: offset, into: targets) { index in
+                readBytes.increment(by: targets[index].count)
+                return filled(index)
+            }
         } catch let error as RosetError {
             logger.debug("GET \(redaction.text(url)) into pipes failed: \(error.message)")
             throw error
@@ -222,6 +229,7 @@ public final class RosetAPIClient: ControlPlane, ObjectStore, @unchecked Sendabl
             throw RosetError(kind: .decoding, status: outcome.status, endpoint: endpoint,
                              message: "the store answered without an ETag")
         }
+        Counter(label: RosetMetricNames.storeWrittenBytes).increment(by: length)
         return etag
     }
 
@@ -279,7 +287,15 @@ public final class RosetAPIClient: ControlPlane, ObjectStore, @unchecked Sendabl
         while true {
             let started = DispatchTime.now().uptimeNanoseconds
             let result = transport.perform(request)
-            let millis = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
+            let elapsed = DispatchTime.now().uptimeNanoseconds - started
+            let millis = Double(elapsed) / 1e6
+            Metrics.Timer(label: RosetMetricNames.requestDuration, dimensions: [("call", endpoint)]).recordNanoseconds(Int64(elapsed))
+            let status: String
+            switch result {
+            case .success(let outcome): status = String(outcome.status)
+            case .failure: status = "network"
+            }
+            Counter(label: RosetMetricNames.requests, dimensions: [("call", endpoint), ("status", status)]).increment()
             let failure: RosetError
             var retryAfter: TimeInterval? = nil
             switch result {
@@ -306,6 +322,7 @@ public final class RosetAPIClient: ControlPlane, ObjectStore, @unchecked Sendabl
                 }
                 throw failure
             }
+            Counter(label: RosetMetricNames.requestRetries, dimensions: [("call", endpoint)]).increment()
             let delay = retryPolicy.delay(afterAttempt: attempt, retryAfter: retryAfter)
             if delay > 0 { Thread.sleep(forTimeInterval: delay) }
             attempt += 1

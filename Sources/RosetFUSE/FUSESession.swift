@@ -34,6 +34,7 @@ public final class FUSESession: @unchecked Sendable {
     private var loopFinished = false
     private var mounted = false
     private var stopRequested = false
+    private var notifier: FUSEKernelNotifier?
 
     /// - Parameters:
     ///   - shutdownGrace: seconds given to fs.shutdown when the kernel ends the mount (umount).
@@ -51,6 +52,7 @@ public final class FUSESession: @unchecked Sendable {
     deinit {
         // Mounted but never run: take the mount away too, not just the connection.
         if let session {
+            notifier?.detach()
             fuse_session_unmount(session)
             fuse_session_destroy(session)
         }
@@ -59,7 +61,13 @@ public final class FUSESession: @unchecked Sendable {
 
     /// Checks the mount point, creates the session and mounts it. Throws FUSEMountError.
     public func mount() throws {
-        let path = try Self.checkedMountpoint(mountpoint)
+        try mount(mountinfo: MountTable.currentText)
+    }
+
+    /// `mountinfo` is where the mount point check reads the mount table (tests stack a real
+    /// mount on a folder their fixture calls an automount point).
+    func mount(mountinfo: () -> String) throws {
+        let path = try Self.checkedMountpoint(mountpoint, mountinfo: mountinfo)
         var argvStrings = ["mount.roset", "-o", options.fuseOptionString]
         FUSELog.clearLastError()
         var ops = LowLevelOperations.makeTable()
@@ -79,7 +87,9 @@ public final class FUSESession: @unchecked Sendable {
             }
             throw FUSEMountError.mountFailed(path, detail: detail)
         }
-        stateLock.withLock { session = created; mounted = true }
+        let notifier = FUSEKernelNotifier(session: created, logger: logger)
+        stateLock.withLock { session = created; mounted = true; self.notifier = notifier }
+        dispatcher.fs.attachKernelNotifier(notifier)
         logger.info("mounted on \(path) (\(options.fuseOptionString))")
         if let kilobytes = options.readAheadKB, kilobytes > 0 {
             setKernelReadAheadOnceInitialized(kilobytes: kilobytes, mountpoint: path)
@@ -109,6 +119,7 @@ public final class FUSESession: @unchecked Sendable {
         logger.info("FUSE loop ended (\(result))")
         // umount: the kernel ended the connection; the filesystem still gets its grace time.
         dispatcher.shutdownFileSystemOnce()
+        stateLock.withLock { notifier }?.detach()
         fuse_session_unmount(se)
         stateLock.withLock {
             mounted = false
@@ -178,13 +189,14 @@ public final class FUSESession: @unchecked Sendable {
     }
 
     /// The mount point checks `mount()` makes, for callers that want them before doing anything
-    /// costly (authenticating, taking the spool's lock): a missing folder, a file, or a folder
-    /// that is already a mount fail here with their own message. Returns the canonical path.
+    /// costly (authenticating, taking the spool's lock) and for `mount -f`: a missing folder, a
+    /// file, or a folder that is already a mount fail here with their own message; an automount
+    /// point (topmost mount `autofs`) passes, the mount stacks on it. Returns the canonical path.
     public static func checkMountpoint(_ raw: String) throws -> String {
-        try checkedMountpoint(raw)
+        try checkedMountpoint(raw, mountinfo: MountTable.currentText)
     }
 
-    static func checkedMountpoint(_ raw: String) throws -> String {
+    static func checkedMountpoint(_ raw: String, mountinfo: () -> String) throws -> String {
         var st = Glibc.stat()
         if stat(raw, &st) != 0 {
             switch errno {
@@ -198,7 +210,10 @@ public final class FUSESession: @unchecked Sendable {
         guard let resolved = realpath(raw, nil) else { throw FUSEMountError.mountpointMissing(raw) }
         defer { free(resolved) }
         let path = String(cString: resolved)
-        if MountTable.isMountPoint(path) { throw FUSEMountError.alreadyMounted(path) }
+        switch MountTable.occupancy(of: path, in: mountinfo()) {
+        case .free, .automountPoint: break
+        case .mounted: throw FUSEMountError.alreadyMounted(path)
+        }
         if geteuid() != 0 && access(path, W_OK) != 0 {
             throw FUSEMountError.permissionDenied(path, detail: "the mounting user cannot write to it")
         }

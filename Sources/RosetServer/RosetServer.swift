@@ -52,6 +52,7 @@
 //   mount ids are the --mount names; the tenant is `t_local`.
 import Foundation
 import Hummingbird
+import RosetMetrics
 import HummingbirdCore
 import Logging
 import NIOCore
@@ -118,6 +119,10 @@ public enum RosetServer {
         let faults = FaultController(config.faults)
 
         let router = Router(context: BasicRequestContext.self)
+        // Request counts and times (Hummingbird's MetricsMiddleware) in Prometheus' text format.
+        let metrics = ServerMetrics.export
+        router.add(middleware: MetricsMiddleware())
+        router.get("/metrics") { _, _ in metrics.render() }
         router.get("/healthz") { _, _ in "ok" }
         let backend: BlobBackend
         if let s3 = config.s3 {
@@ -145,6 +150,16 @@ public enum RosetServer {
         )
         try await app.runService()
     }
+}
+
+/// The process's one metrics export: swift-metrics is bootstrapped the first time a server runs
+/// (a process may run several, as tests do).
+enum ServerMetrics {
+    static let export: PrometheusExport = {
+        let export = PrometheusExport()
+        export.bootstrap()
+        return export
+    }()
 }
 
 /// Small secret files (keys, tokens): created with mode 0600 when missing, never logged.

@@ -42,7 +42,7 @@ struct RosetServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("admin-token-file"), help: "Admin token file for /admin/* (default DATA/admin-token).")
     var adminTokenFile: String?
 
-    @Option(name: .customLong("url-ttl"), help: "Signed URL lifetime in seconds.")
+    @Option(name: .customLong("url-ttl"), help: "Signed URL lifetime in seconds. (default: 3600)")
     var urlTTL: Int?
 
     @Option(name: .customLong("fault-latency-ms"), help: "CLASS=MS added latency (control, download, upload, all).")

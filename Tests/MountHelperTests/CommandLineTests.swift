@@ -64,21 +64,47 @@ import Testing
         let keyFile = dir + "/vol.key"
         FileManager.default.createFile(atPath: keyFile, contents: Data("csi-key\n".utf8), attributes: [.posixPermissions: 0o600])
         let argv = ["roset-fuse", "--mountpoint", "/staging", "--api-key-file", keyFile, "--mount-id", "vol",
-                    "--allow-other", "--ref", "main", "--read-only", "--cache-dir", "/var/cache/roset",
+                    "--allow-other", "--read-only", "--cache-dir", "/var/cache/roset",
                     "--cache-size-gb", "10", "--read-ahead", "4M"]
         let c = try MountCommandLine.parse(argv, environment: [:],
                                            identity: ProcessIdentity(uid: getuid(), gid: getgid(), home: "/h"))
         #expect(c.mountpoint == "/staging" && c.mountId == "vol" && c.apiKey.value == "csi-key")
         #expect(c.spoolDirectory == "/var/cache/roset")
-        #expect(c.warnings.count == 3)
-        #expect(c.warnings.joined().contains("--ref"))
+        #expect(c.warnings.count == 2)
+        #expect(c.warnings.joined().contains("--cache-size-gb") && c.warnings.joined().contains("--read-ahead"))
+    }
+
+    /// --ref asks for a pinned snapshot; the live tree is other data, so the mount is refused.
+    @Test func refIsRefusedNotIgnored() {
+        let e = refusal { try MountCommandLine.parse(["roset-fuse", "/m", "--ref", "v3"], environment: ["ROSET_API_KEY": "k"]) }
+        #expect(e != nil && e?.exitStatus != 0)
+        #expect(e?.message.contains("--ref v3") == true && e?.message.contains("not supported") == true)
+    }
+
+    /// --cache-dir becomes the spool folder only when no spool flag or ROSET_STAGING_DIR names one.
+    @Test func cacheDirIsTheSpoolFolderOfLastResort() throws {
+        let env = ["ROSET_API_KEY": "k"]
+        #expect(try MountCommandLine.parse(["roset-fuse", "/m", "--cache-dir", "/c"], environment: env).spoolDirectory == "/c")
+        #expect(try MountCommandLine.parse(["roset-fuse", "/m", "--cache-dir", "/c", "--spool-dir", "/s"], environment: env).spoolDirectory == "/s")
+        #expect(try MountCommandLine.parse(["roset-fuse", "/m", "--cache-dir", "/c"],
+                                           environment: env.merging(["ROSET_STAGING_DIR": "/e"]) { $1 }).spoolDirectory == "/e")
+    }
+
+    /// The seed's -d is libfuse's: debug logging in the foreground; --log-level and --subdir map
+    /// onto the mount options.
+    @Test func seedDebugLogLevelAndSubdir() throws {
+        let env = ["ROSET_API_KEY": "k"]
+        let d = try MountCommandLine.parse(["roset-fuse", "/m", "-d"], environment: env)
+        #expect(d.foreground && d.logLevel == .debug)
+        let l = try MountCommandLine.parse(["roset-fuse", "/m", "--log-level", "warn", "--subdir", "/a/b/"], environment: env)
+        #expect(!l.foreground && l.logLevel == .warn && l.subdir == "a/b")
     }
 
     @Test func helpListsEveryFlagWithDefaults() {
         let e = refusal { try MountCommandLine.parse(["roset-fuse", "--help"], environment: [:]) }
         #expect(e?.exitStatus == 0)
         for flag in ["--api-key", "--api-key-file", "--api-url", "--mount-id", "--foreground", "--debug",
-                     "--cache-ttl", "--cache-size-mb", "--allow-other", "--read-only", "--mountpoint", "--ref",
+                     "--cache-ttl", "--cache-size-mb", "--allow-other", "--read-only", "--mountpoint", "--ref", "--log-level", "--subdir",
                      "--cache-dir", "--cache-size-gb", "--read-ahead"] {
             #expect(e?.message.contains(flag) == true, "\(flag)")
         }

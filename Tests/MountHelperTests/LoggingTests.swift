@@ -28,6 +28,29 @@ import Glibc
         #expect(stat(path, &st) == 0 && st.st_mode & 0o077 == 0)   // the log is private to its owner
     }
 
+    /// logrotate renames the file, then SIGHUP reopens it: later lines go to a new file at the
+    /// same path, earlier ones stay whole in the renamed one.
+    @Test func reopenFollowsTheRenamedPath() throws {
+        let path = NSTemporaryDirectory() + "roset-log-\(UUID().uuidString.prefix(8)).log"
+        defer { try? FileManager.default.removeItem(atPath: path); try? FileManager.default.removeItem(atPath: path + ".1") }
+        let sink = try LineSink.appending(to: path)
+        sink.write("before\n")
+        #expect(rename(path, path + ".1") == 0)
+        sink.write("still old\n")
+        try sink.reopen()
+        sink.write("after\n")
+        #expect(try String(contentsOfFile: path + ".1", encoding: .utf8) == "before\nstill old\n")
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "after\n")
+    }
+
+    @Test func logLevelWordsMapToSwiftLog() {
+        #expect(MountLogging.loggerLevel(.error) == .error)
+        #expect(MountLogging.loggerLevel(.warn) == .warning)
+        #expect(MountLogging.loggerLevel(.info) == .info)
+        #expect(MountLogging.loggerLevel(.debug) == .debug)
+        #expect(MountLogging.loggerLevel(.trace) == .trace)
+    }
+
     @Test func unwritableLogFileIsAClearError() {
         let e = refusal { try LineSink.appending(to: "/nonexistent-dir/roset.log") }
         #expect(e?.message.contains("log_file /nonexistent-dir/roset.log") == true)

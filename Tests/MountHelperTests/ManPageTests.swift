@@ -1,7 +1,9 @@
 // The man pages against the code: `man -l` renders mount.roset(8), `groff -man -ww -z` finds
 // nothing to warn about in any page, every -o option ConfigurationResolver accepts is documented
 // in mount.roset(8), every option the page documents is accepted, and each "Default:" the page
-// states is the default a mount really gets.
+// states is the default a mount really gets; mount(8)'s flags the page lists are the ones the
+// helper takes; roset-fuse(1) and roset-server(1) name every flag of the programs' --help and
+// state the defaults --help states; the pages and the README agree where they give one number.
 import Foundation
 import Testing
 @testable import MountHelper
@@ -128,8 +130,9 @@ private func optionNamesInResolver() throws -> Set<String> {
         for name in documented where !["apikey_file"].contains(name) {
             let value = ["api_url": "http://127.0.0.1:1", "uid": "0", "gid": "0", "umask": "022", "file_mode": "0644",
                          "dir_mode": "0755", "max_read": "131072", "blksize": "4096", "spool_dir": "/tmp/s",
-                         "mount_id": "m", "log_file": "/tmp/l"][name]
-            let numeric = ["cache_ttl", "cache_size_mb", "spool_max_mb", "spool_min_free_mb", "upload_concurrency", "part_size_mb",
+                         "mount_id": "m", "log_file": "/tmp/l", "metrics": "127.0.0.1:9464", "log_level": "debug",
+                         "subdir": "a/b"][name]
+            let numeric = ["cache_ttl", "negative_ttl", "cache_size_mb", "spool_max_mb", "spool_min_free_mb", "upload_concurrency", "part_size_mb",
                            "shutdown_grace", "max_threads", "upload_delay_ms", "read_ahead_kb", "request_timeout",
                            "retries"].contains(name)
             let optstr = value.map { "\(name)=\($0)" } ?? (numeric ? "\(name)=8" : name)
@@ -163,6 +166,7 @@ private func optionNamesInResolver() throws -> Set<String> {
         let expected: [String: String] = [
             "api_url": config.apiURL.absoluteString,
             "cache_ttl": number(config.cacheTTL),
+            "negative_ttl": number(config.negativeTTL),
             "cache_size_mb": String(config.cacheSizeMB),
             "spool_max_mb": String(config.spoolMaxMB),
             "spool_min_free_mb": String(config.spoolMinFreeMB),
@@ -175,6 +179,11 @@ private func optionNamesInResolver() throws -> Set<String> {
             "retries": String(config.maxAttempts - 1),
             "umask": String(config.umask, radix: 8).count < 3 ? "0" + String(config.umask, radix: 8) : String(config.umask, radix: 8),
             "spool_dir": config.spoolDirectory,
+            "log_level": config.logLevel.rawValue,
+            // Defaults the FUSE layer sets: pinned on the code's side by FUSESessionTests
+            // (optionStringEscapesAndOmitsKernelDefaults) and MountAdminTests (st_blksize).
+            "max_read": "1015808",
+            "blksize": "4096",
         ]
         for (name, value) in expected {
             guard let entry = entries.first(where: { optionNames(inTag: $0.tag).contains(name) }) else {
@@ -189,5 +198,105 @@ private func optionNamesInResolver() throws -> Set<String> {
             let stated = body[at.upperBound...]
             #expect(stated.prefix(80).contains(value), "mount.roset(8) states \(name) default as \"\(stated.prefix(60))\", the code uses \(value)")
         }
+    }
+
+    /// The flags of the SYNOPSIS (-s -f -n -v -N -o -t) are the ones HelperArguments takes, each
+    /// with the meaning the page gives it.
+    @Test func commandLineFlagsOfMountRoset8() throws {
+        let page = plainText(try String(contentsOf: manPage, encoding: .utf8))
+        for flag in ["-s", "-f", "-n", "-v", "-N", "-o", "-t"] {
+            #expect(page.contains(".OP \(flag)"), "\(flag) is not in the SYNOPSIS")
+        }
+        let r = try HelperArguments.parse(["m", "/mnt/x", "-s", "-f", "-n", "-v", "-N", "/proc/1/ns/mnt", "-o", "ro", "-t", "fuse.roset"])
+        #expect(r.sloppy && r.fake && r.verbose && r.mountNamespace == "/proc/1/ns/mnt")
+        #expect(r.options.map(\.name) == ["ro"])
+        let c = try ConfigurationResolver.resolve(r, environment: ["ROSET_API_KEY": "k"],
+                                                  identity: ProcessIdentity(uid: 0, gid: 0, home: "/root"))
+        #expect(c.fake && c.verbose && c.logLevel == .debug, "-v logs one level more than log_level= (info → debug)")
+    }
+
+    /// roset-fuse(1)'s stated defaults are the seed command line's.
+    @Test func rosetFuse1StatesTheSeedDefaults() throws {
+        let page = plainText(try String(contentsOf: packageRoot.appendingPathComponent("man/roset-fuse.1"), encoding: .utf8))
+        let c = try MountCommandLine.parse(["roset-fuse", "/m"], environment: ["ROSET_API_KEY": "k"],
+                                           identity: ProcessIdentity(uid: 0, gid: 0, home: "/root"))
+        func stated(_ flag: String) -> String? {
+            guard let at = page.range(of: ".BI \(flag) ") ?? page.range(of: ".B \(flag)") else { return nil }
+            let rest = page[at.upperBound...]
+            let end = rest.range(of: "\n.TP")?.lowerBound ?? rest.endIndex
+            guard let d = rest[..<end].range(of: "Default:") else { return nil }
+            return String(rest[d.upperBound..<end]).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(stated("--cache-ttl")?.hasPrefix(String(Int(c.cacheTTL))) == true)
+        #expect(stated("--cache-size-mb")?.hasPrefix(String(c.cacheSizeMB)) == true)
+        #expect(stated("--log-level")?.hasPrefix(c.logLevel.rawValue) == true)
+        #expect(stated("--api-url")?.contains(c.apiURL.absoluteString) == true)
+        #expect(stated("--spool-dir")?.contains(c.spoolDirectory) == true)
+        #expect(c.subdir == nil && stated("--subdir")?.contains("whole mount") == true)
+        #expect(!c.foreground && !c.readOnly && !c.allowOther)
+        // -f is foreground here and fake for mount.roset: the page says so.
+        #expect(page.contains("is mount(8)'s \\(lqfake\\(rq"))
+    }
+
+    /// roset-server(1) documents every flag `roset-server --help` lists (the --fault-* family by
+    /// name), and states each default --help states.
+    @Test func rosetServer1MatchesItsHelp() throws {
+        let binary = TestBinaries.path("roset-server")
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            print("skipped rosetServer1MatchesItsHelp: \(binary) is not built (ROSET_WITHOUT_SERVER)")
+            return
+        }
+        let help = try run(binary, ["--help"]).stdout.replacingOccurrences(of: "\n", with: " ")
+            .replacingOccurrences(of: #"\s+"#, with: " ", options: .regularExpression)
+        let page = plainText(try String(contentsOf: packageRoot.appendingPathComponent("man/roset-server.1"), encoding: .utf8))
+        let flagRegex = try NSRegularExpression(pattern: #"--[a-z][a-z0-9-]+"#)
+        func flags(_ text: String) -> Set<String> {
+            Set(flagRegex.matches(in: text, range: NSRange(text.startIndex..., in: text)).compactMap {
+                Range($0.range, in: text).map { String(text[$0]) }
+            })
+        }
+        let inHelp = flags(help).filter { !$0.hasPrefix("--fault-") && $0 != "--help" }
+        #expect(inHelp.contains("--listen") && inHelp.contains("--backend"), "could not read --help: \(help)")
+        let missing = inHelp.filter { !page.contains($0) }.sorted()
+        #expect(missing.isEmpty, "roset-server(1) does not document \(missing)")
+        #expect(page.contains("--fault-*"))
+        let unknown = flags(page).filter { !$0.hasPrefix("--fault-") && $0 != "--help" && !inHelp.contains($0) }.sorted()
+        #expect(unknown.isEmpty, "roset-server(1) documents flags the server does not take: \(unknown)")
+        // Each "--flag <value> ... (default: X)" of --help is stated in the flag's entry.
+        let defaults = try NSRegularExpression(pattern: #"(--[a-z0-9-]+) <[^>]+> (?:(?!--)[^()])*\(default: ([^)]+)\)"#)
+        for m in defaults.matches(in: help, range: NSRange(help.startIndex..., in: help)) {
+            guard let f = Range(m.range(at: 1), in: help), let v = Range(m.range(at: 2), in: help) else { continue }
+            let flag = String(help[f]), value = String(help[v])
+            guard let at = page.range(of: ".BI \(flag) ") else { Issue.record("no entry for \(flag)"); continue }
+            let rest = page[at.upperBound...]
+            let entry = rest[..<(rest.range(of: "\n.TP")?.lowerBound ?? rest.endIndex)]
+            #expect(entry.contains("Default: \(value)"), "--help says \(flag) defaults to \(value); roset-server(1): \(entry)")
+        }
+    }
+
+    /// mount.roset(8)'s direct_io gain is the one docs/PERFORMANCE.md measured (cold read with
+    /// direct_io over the same read without, in each latest run), and the README's everyday
+    /// lines say where the key goes without api_url=.
+    @Test func readmeAndPerformanceFiguresAgreeWithTheManPage() throws {
+        let perf = try String(contentsOf: packageRoot.appendingPathComponent("docs/PERFORMANCE.md"), encoding: .utf8)
+        func ratio(_ row: String, column: Int) -> Double? {
+            guard let line = perf.split(separator: "\n").first(where: { $0.hasPrefix("| \(row) |") }) else { return nil }
+            let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard cells.count > column else { return nil }
+            let cell = cells[column]
+            // "(0.42)" inside a cell, or a bare "0.25".
+            if let open = cell.firstIndex(of: "("), let close = cell.firstIndex(of: ")") {
+                return Double(cell[cell.index(after: open)..<close])
+            }
+            return Double(cell)
+        }
+        let benchGain = try #require(ratio("the same read with `-o direct_io`", column: 2)) / (try #require(ratio("cold read of 1 GiB", column: 2)))
+        let compareGain = try #require(ratio("the same, `-o direct_io` (MiB/s)", column: 2)) / (try #require(ratio("seq read 1 GiB, cold (MiB/s)", column: 2)))
+        let low = min(benchGain, compareGain), high = max(benchGain, compareGain)
+        let page = plainText(try String(contentsOf: manPage, encoding: .utf8)).replacingOccurrences(of: "\n", with: " ")
+        let stated = String(format: "this is faster (%.1f to %.1f times", low, high)
+        #expect(page.contains(stated), "docs/PERFORMANCE.md gives \(stated); mount.roset(8) says otherwise")
+        let readme = try String(contentsOf: packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        #expect(readme.contains("without it, or `ROSET_API_URL`, the key is\nsent to the hosted service at https://api.roset.dev"))
     }
 }

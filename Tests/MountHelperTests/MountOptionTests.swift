@@ -73,7 +73,7 @@ func refusal(_ body: () throws -> Any) -> MountHelperError? {
         #expect(c.uid == 42 && c.gid == 43 && c.umask == 0o027)
         #expect(c.fileMode == 0o640 && c.dirMode == 0o750)   // derived from umask
         #expect(c.uploadConcurrency == 3 && c.partSizeMB == 8 && c.closeWait)
-        #expect(c.foreground && c.debug && c.logFile == "/tmp/l" && c.shutdownGrace == 9)
+        #expect(c.foreground && c.debug && c.logLevel == .debug && c.logFile == "/tmp/l" && c.shutdownGrace == 9)
         #expect(c.uploadDelayMs == 250)
         #expect(c.directIO)
         #expect(try resolve("cache_ttl=1").uploadDelayMs == 500, "the default")
@@ -194,5 +194,44 @@ func refusal(_ body: () throws -> Any) -> MountHelperError? {
         #expect(!String(reflecting: c.apiKey).contains("env-key-123"))
         #expect(!"\(c.apiKey)".contains("env-key-123"))
         #expect(c.description.contains("redacted"))
+    }
+}
+
+/// log_level=, debug and -v: the daemon's level, never implying foreground; subdir= normalized.
+@Suite struct LogLevelAndSubdirOptionTests {
+    @Test func debugNoLongerImpliesForeground() throws {
+        let c = try resolve("debug")
+        #expect(c.debug && !c.foreground && c.logLevel == .debug)
+    }
+
+    @Test func logLevelWordsAndDefault() throws {
+        #expect(try resolve("").logLevel == .info)
+        for level in MountConfiguration.LogLevel.allCases {
+            #expect(try resolve("log_level=\(level.rawValue)").logLevel == level)
+        }
+        // An explicit level wins over debug, whichever comes first.
+        #expect(try resolve("log_level=warn,debug").logLevel == .warn)
+        let e = refusal { try resolve("log_level=loud") }
+        #expect(e?.message.contains("log_level") == true && e?.message.contains("error, warn, info, debug or trace") == true)
+    }
+
+    @Test func verboseRaisesTheLevelOneStep() throws {
+        func verbose(_ optstr: String) throws -> MountConfiguration {
+            var request = MountRequest(spec: "default", mountpoint: "/mnt/x", options: try MountOptionList.parse(optstr))
+            request.verbose = true
+            return try ConfigurationResolver.resolve(request, environment: keyEnvironment, identity: userIdentity)
+        }
+        #expect(try verbose("").logLevel == .debug)
+        #expect(try verbose("log_level=error").logLevel == .warn)
+        #expect(try verbose("log_level=trace").logLevel == .trace)
+    }
+
+    @Test func subdirIsNormalizedAndNeverClimbs() throws {
+        #expect(try resolve("").subdir == nil)
+        #expect(try resolve("subdir=/datasets/train/").subdir == "datasets/train")
+        #expect(try resolve("subdir=a//./b").subdir == "a/b")
+        #expect(try resolve("subdir=/").subdir == nil)
+        let e = refusal { try resolve("subdir=a/../../etc") }
+        #expect(e?.message.contains("subdir") == true && e?.message.contains("..") == true)
     }
 }

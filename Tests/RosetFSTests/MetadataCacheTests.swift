@@ -61,3 +61,55 @@ import Testing
         #expect(cache.entryCount == 10_000)
     }
 }
+
+/// Misses and listings are trusted for the negative TTL, nodes for the whole TTL; `forget`
+/// makes everything about a folder be asked for again.
+@Suite struct NegativeCacheTests {
+    func child(_ i: Int) -> Node { Node(id: "n\(i)", parentId: "dir", name: "f\(i)", type: .file) }
+
+    @Test func aMissAndAListingLastTheNegativeTTLANodeTheTTL() {
+        let clock = MetadataCacheTests.Clock()
+        let cache = MetadataCache(ttl: 300, negativeTTL: 5, now: { clock.now })
+        cache.storeListing("dir", children: [child(1)], permanent: false, observed: cache.changeCount)
+        cache.storeAbsent("dir", name: "later")
+        #expect(cache.isKnownAbsent("dir", name: "later"))
+        #expect(cache.childId("dir", name: "f2") == .some(nil), "a fresh listing answers a miss")
+        #expect(cache.listing("dir")?.map { $0.name } == ["f1"])
+
+        clock.advance(5.5)
+        #expect(!cache.isKnownAbsent("dir", name: "later"), "a miss is asked again after negative_ttl")
+        #expect(cache.childId("dir", name: "f2") == nil, "an older listing no longer answers a miss")
+        #expect(cache.childId("dir", name: "f1") == .some("n1"), "it still names what it listed")
+        #expect(cache.listing("dir") == nil, "readdir fetches a listing older than negative_ttl again")
+        #expect(cache.node("n1") != nil, "nodes keep the whole cache_ttl")
+
+        clock.advance(300)
+        #expect(cache.childId("dir", name: "f1") == nil)
+        #expect(cache.node("n1") == nil)
+    }
+
+    @Test func theNegativeTTLIsAtMostTheTTL() {
+        let clock = MetadataCacheTests.Clock()
+        let cache = MetadataCache(ttl: 1, negativeTTL: 5, now: { clock.now })
+        cache.storeAbsent("dir", name: "x")
+        clock.advance(1.5)
+        #expect(!cache.isKnownAbsent("dir", name: "x"))
+    }
+
+    @Test func forgetDropsAFoldersListingChildrenAndMisses() {
+        let clock = MetadataCacheTests.Clock()
+        let held: Set<String> = ["n1", "dir"]
+        let cache = MetadataCache(ttl: 300, negativeTTL: 300, now: { clock.now }, isHeld: { held.contains($0) })
+        cache.store(Node(id: "dir", parentId: "root", name: "d", type: .folder))
+        cache.storeListing("dir", children: [child(1), child(2)], permanent: true, observed: cache.changeCount)
+        cache.storeAbsent("dir", name: "missing")
+        cache.storeAbsent("other", name: "missing")
+        #expect(Set(cache.forget("dir")) == ["f1", "f2"])
+        #expect(cache.listing("dir") == nil && cache.childId("dir", name: "f1") == nil)
+        #expect(cache.node("n1") == nil && cache.lastKnownNode("n1") != nil, "a held node is kept but expired")
+        #expect(cache.lastKnownNode("n2") == nil)
+        #expect(cache.node("dir") == nil && cache.lastKnownNode("dir") != nil)
+        #expect(!cache.isKnownAbsent("dir", name: "missing"))
+        #expect(cache.isKnownAbsent("other", name: "missing"))
+    }
+}

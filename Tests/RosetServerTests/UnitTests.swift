@@ -5,6 +5,11 @@ import Testing
 @testable import RosetServer
 
 struct ServerUnitTests {
+    /// roset-server(1) and --help state this default of --url-ttl.
+    @Test func signedURLsLiveAnHourByDefault() {
+        #expect(FaultSettings().urlTTLSeconds == 3600)
+    }
+
     @Test func rangeParsing() {
         #expect(ByteRange.parse(nil, size: 10) == .whole)
         #expect(ByteRange.parse("bytes=0-4", size: 10) == .range(0, 4))

@@ -9,8 +9,19 @@ public struct FileSystemConfiguration: Sendable {
     /// Identity of the spool folder, together with `mountId`.
     public var apiURL: String
     public var mountId: String
+    /// A folder path ("a/b") inside the mount served as the root (subdir=); nil serves the whole
+    /// mount. Resolved once, when the filesystem is built.
+    public var subdir: String? = nil
     /// Kernel entry/attribute timeouts and the daemon's metadata cache lifetime (seconds).
     public var cacheTTL: Double = 300
+    /// How long a name found absent, and a folder listing's view of which names exist, is
+    /// trusted (seconds): a name created on another machine shows within it (negative_ttl=).
+    public var negativeTTL: Double = 5
+    /// Close-to-open: opening a file whose cached node is older than `revalidateAfter` asks the
+    /// control plane for it again, and drops the daemon's and the kernel's cached content when
+    /// it changed. Read-only mounts and committed folders skip it (close_to_open=0 relaxes it).
+    public var closeToOpen = true
+    public var revalidateAfter: Double = 1
     /// Bound of the read block cache.
     public var cacheSizeMB: Int = 256
     public var readOnly = false

@@ -194,9 +194,25 @@ public protocol FileSystemOperations: AnyObject, Sendable {
     /// The kernel unmounted (FUSE_DESTROY) or the daemon is stopping: stop taking writes, give
     /// pending uploads up to `grace` seconds, leave the rest sealed in the spool.
     func shutdown(grace: Double)
+    /// The FUSE layer hands over how to drop the kernel's caches, once the session exists.
+    func attachKernelNotifier(_ notifier: KernelCacheNotifier)
+}
+
+/// Drops what the kernel caches for this mount (FUSE's notify calls), for content or names that
+/// changed elsewhere. Calls may block briefly and must not be made while holding a lock that a
+/// request needs. `invalidateEntry` takes the parent folder's lock in the kernel: it must not
+/// run inside a request that holds it (create, mkdir, rename, unlink under that folder).
+public protocol KernelCacheNotifier: AnyObject, Sendable {
+    /// Drops the inode's attributes, and with `pages` its cached pages too.
+    func invalidateInode(_ inode: InodeNumber, pages: Bool)
+    /// Drops the kernel's entry for `name` in the folder `parent` (the next use looks it up).
+    func invalidateEntry(parent: InodeNumber, name: String)
 }
 
 extension FileSystemOperations {
+    /// A filesystem that never changes behind the kernel's back needs no notifier.
+    public func attachKernelNotifier(_ notifier: KernelCacheNotifier) {}
+
     /// A filesystem without pipe streams answers every read with buffers.
     public func read(inode: InodeNumber, handle: FileHandleID, offset: Int64, size: Int,
                      reply: ([UnsafeRawBufferPointer]) -> Void, pipeReply: ([(fd: Int32, count: Int)]) -> Void) throws {

@@ -7,7 +7,9 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import Metrics
 import RosetClient
+import RosetMetrics
 
 extension RosetFileSystem {
     // MARK: entries
@@ -291,7 +293,7 @@ extension RosetFileSystem {
         let writable = accessMode == O_WRONLY || accessMode == O_RDWR
         if writable || flags & O_TRUNC != 0 { try checkWritable() }
         if pending(key: key) == nil, !InodeTable.isSpoolKey(key) {
-            let node = try currentNode(key)
+            let node = try revalidatedNode(key, inode: inode)
             if node.type == .folder { throw FSError(EISDIR) }
         }
         var entry: SpoolEntry?
@@ -307,15 +309,71 @@ extension RosetFileSystem {
                          directIO: bypassesPageCache(flags: flags))
     }
 
+    /// Close-to-open (docs/SEMANTICS.md): the node behind an open, asked for again when its
+    /// cached copy is older than `revalidateAfter` (one GET of the node). When its content
+    /// changed (etag, version or size) the kernel's attributes of the inode are dropped here and
+    /// its pages by the open's reply (its keep-cache signature differs), so the size and bytes
+    /// this open reads are the new ones (the daemon's blocks are keyed by etag). When it is gone,
+    /// the kernel's entry for its name is dropped and the open fails with ENOENT; so it does when
+    /// the node was renamed or moved elsewhere (the new name is found by lookup). Read-only
+    /// mounts, committed folders' children and `close_to_open=0` keep the cached node for the
+    /// whole cache_ttl.
+    func revalidatedNode(_ id: String, inode: InodeNumber) throws -> Node {
+        guard config.closeToOpen, !config.readOnly, let (age, permanent) = cache.age(ofNode: id),
+              !permanent, age >= config.revalidateAfter, let old = cache.lastKnownNode(id) else {
+            return try currentNode(id)
+        }
+        let fresh: Node
+        do {
+            fresh = try remote("GET node") { try controlPlane.node(id: id) }
+        } catch let e as FSError where e.errno == ENOENT {
+            Counter(label: RosetMetricNames.openRevalidations, dimensions: [("result", "gone")]).increment()
+            cache.removeNode(id)
+            if let parentId = old.parentId {
+                cache.removeChild(parentId, name: old.name)
+                dropKernelEntry(parentId: parentId, name: old.name)
+            }
+            throw e
+        }
+        cache.store(fresh)
+        let changed = fresh.etag != old.etag || fresh.versionId != old.versionId || fresh.size != old.size
+        Counter(label: RosetMetricNames.openRevalidations, dimensions: [("result", changed ? "changed" : "unchanged")]).increment()
+        if changed {
+            logger.debug("open: changed elsewhere, cached content dropped", metadata: ["node": "\(id)"])
+            // Attributes only: the size the kernel holds would cut reads of a longer file short.
+            // The pages go with this open's reply (its keep-cache signature differs).
+            notifier?.invalidateInode(inode, pages: false)
+        }
+        if let parentId = old.parentId, fresh.parentId != old.parentId || fresh.name != old.name {
+            // Renamed elsewhere: the name this open came through is gone, as a lookup would say.
+            cache.removeChild(parentId, name: old.name)
+            dropKernelEntry(parentId: parentId, name: old.name)
+            throw FSError(ENOENT)
+        }
+        return fresh
+    }
+
+    /// The kernel's entry for a name that is gone, dropped off the request's thread: the
+    /// request may hold the folder's lock in the kernel (create), which the notify call takes.
+    func dropKernelEntry(parentId: String, name: String) {
+        guard let notifier, let parent = inodes.existingInode(for: parentId) else { return }
+        DispatchQueue.global().async { notifier.invalidateEntry(parent: parent, name: name) }
+    }
+
     /// With the direct_io option every handle skips the kernel's page cache. Without it a
     /// write-only handle still does: nothing can read through it, and the cache copy of every
     /// written byte cost as much CPU as the spool write itself (2 cores).
     func bypassesPageCache(flags: Int32) -> Bool { config.directIO || flags & O_ACCMODE == O_WRONLY }
 
+    /// What the block cache files a node's content under: a new version is a new key.
+    static func objectKey(of node: Node) -> String {
+        "\(node.id):\(node.etag ?? node.versionId ?? String(node.updatedAt.timeIntervalSince1970)):\(node.size)"
+    }
+
     /// A reader over the node's current content (signed URL fetched now, cached per handle).
     func prepareReader(_ file: OpenFile, key: String) throws {
         let node = try currentNode(key)
-        let objectKey = "\(node.id):\(node.etag ?? node.versionId ?? String(node.updatedAt.timeIntervalSince1970)):\(node.size)"
+        let objectKey = Self.objectKey(of: node)
         if file.lock.withLock({ file.readerKey == objectKey && file.reader != nil }) { return }
         let source: RangeSource
         let size: Int64

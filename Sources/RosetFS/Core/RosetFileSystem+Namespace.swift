@@ -82,8 +82,9 @@ extension RosetFileSystem {
         var nodes: [Node] = []
         var cached = false
         if !fresh, let listing = cache.listing(folderId) {
-            nodes = listing.compactMap { cache.lastKnownNode($0.id) }
-            // A child's node dropped since (found deleted): the listing is stale; fetch it again.
+            nodes = listing.compactMap { cache.node($0.id) }
+            // A child's node dropped or expired since (found deleted, invalidated): the listing
+            // is stale; fetch it again.
             cached = nodes.count == listing.count
         }
         if !cached {

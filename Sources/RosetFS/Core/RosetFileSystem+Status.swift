@@ -3,6 +3,8 @@
 // shutdown publishes `draining`, then `stopped`. Read-only mounts publish nothing: they do not
 // touch the spool.
 import Foundation
+import Metrics
+import RosetMetrics
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,10 +15,28 @@ extension RosetFileSystem {
 
     func publishStatus(_ state: SpoolStatusFile.State, drainUntil: Date? = nil) {
         guard !config.readOnly else { return }
+        publishSpoolGauges()
         let (confirmed, failures, lastError, lastErrorAt) = uploader.counters.snapshot()
         SpoolStatusFile(pid: getpid(), state: state, updatedAt: Date().timeIntervalSince1970,
                         uploadsConfirmed: confirmed, uploadFailures: failures, lastError: lastError,
-                        lastErrorAt: lastErrorAt, drainUntil: drainUntil?.timeIntervalSince1970).write(folder: spool.folder)
+                        lastErrorAt: lastErrorAt, concurrentWrites: concurrentWriteCount,
+                        drainUntil: drainUntil?.timeIntervalSince1970).write(folder: spool.folder)
+    }
+
+    /// The spool's pending files, bytes and oldest age as gauges (metrics=), from the live entries.
+    func publishSpoolGauges() {
+        var files = 0, bytes: Int64 = 0
+        var oldest: Double?
+        for e in liveEntries {
+            let (live, size, created) = e.cond.withLock { (e.isLive, e.record.size, e.record.createdAt) }
+            guard live else { continue }
+            files += 1
+            bytes += size
+            oldest = min(oldest ?? created, created)
+        }
+        Gauge(label: RosetMetricNames.spoolPendingFiles).record(files)
+        Gauge(label: RosetMetricNames.spoolPendingBytes).record(bytes)
+        Gauge(label: RosetMetricNames.spoolOldestPendingAge).record(oldest.map { max(0, Date().timeIntervalSince1970 - $0) } ?? 0)
     }
 
     /// Rewrites STATUS every second while the file system serves (the daemon calls it once mounted).

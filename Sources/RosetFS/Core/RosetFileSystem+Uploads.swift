@@ -8,12 +8,23 @@
 // a data file whose checksum does not match, or with no valid record, goes to dead/ with a reason.
 import Foundation
 import Logging
+import Metrics
 import RosetClient
+import RosetMetrics
 
 extension RosetFileSystem: UploadDelegate {
     func uploadAssignedNode(_ entry: SpoolEntry, oldKey: String, newKey: String) {
         pendingIndex.rekey(entry, from: oldKey, to: newKey, isLive: entry.isLive)
         inodes.rekey(from: oldKey, to: newKey)
+    }
+
+    func uploadReplacesConcurrentVersion(_ e: SpoolEntry, current: Node) {
+        let (name, base) = e.cond.withLock { (e.record.target.name, e.record.target.baseVersionId ?? e.record.target.baseEtag ?? "?") }
+        stateLock.withLock { concurrentWrites += 1 }
+        Counter(label: RosetMetricNames.concurrentWrites).increment()
+        logger.warning("another writer replaced this file since it was opened here; this upload becomes the newest version and theirs stays in the file's version history",
+                       metadata: ["name": "\(name)", "node": "\(current.id)", "opened on": "\(base)",
+                                  "replaced": "\(current.versionId ?? current.etag ?? "?")"])
     }
 
     func uploadCompleted(_ e: SpoolEntry, generation: Int, node: Node) {

@@ -8,6 +8,9 @@
 // - A file with a live spool entry shows the entry (size, mtime, content): read your own writes.
 //   The entry is indexed (PendingIndex) by its inode key(s) and by its (parentId, name) location.
 // - Every mutation this mount makes patches the metadata cache before it returns.
+// - With subdir=, `rootId` is that folder: it is resolved once, at init, and nothing above it is
+//   ever shown (the kernel answers `..` of the mount's root itself, and readdir's `..` of the
+//   root names the root).
 // - Access checks are left to the kernel (`default_permissions`); `access` still answers from
 //   the mode bits for callers of access(2) on mounts without it.
 //
@@ -25,7 +28,9 @@ import Foundation
 import Glibc
 #endif
 import Logging
+import Metrics
 import RosetClient
+import RosetMetrics
 
 public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
     let config: FileSystemConfiguration
@@ -46,9 +51,13 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
     /// Open files and folders by handle.
     let openHandles = OpenHandles()
 
-    /// Guards `shuttingDown`.
+    /// Guards `shuttingDown`, `kernelNotifier` and `concurrentWrites`.
     let stateLock = NSLock()
     var shuttingDown = false
+    /// Set once by the FUSE layer; nil in tests without a mount.
+    var kernelNotifier: KernelCacheNotifier?
+    /// Uploads that replaced a version another machine had made since this one was opened.
+    var concurrentWrites = 0
 
     /// Resolves the root (fails on a bad key), takes the spool lock, resumes sealed spool entries.
     public convenience init(configuration: FileSystemConfiguration, controlPlane: ControlPlane, store: ObjectStore,
@@ -64,14 +73,11 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         self.store = store
         self.logger = logger
         self.tuning = tuning
-        let root = try controlPlane.resolveRoot()
-        guard root.type == .folder else {
-            throw SpoolError(description: "the mount root \(root.id) is not a folder")
-        }
+        let root = try Self.resolveServedRoot(controlPlane: controlPlane, subdir: configuration.subdir)
         rootId = root.id
         let inodes = InodeTable(rootKey: root.id)
         self.inodes = inodes
-        cache = MetadataCache(ttl: configuration.cacheTTL, now: tuning.now,
+        cache = MetadataCache(ttl: configuration.cacheTTL, negativeTTL: configuration.negativeTTL, now: tuning.now,
                               isHeld: { inodes.existingInode(for: $0) != nil })
         cache.store(root)
         blockCache = BlockCache(capacityBytes: max(1, configuration.cacheSizeMB) << 20)
@@ -97,6 +103,35 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
     }
 
     var now: Date { tuning.now() }
+
+    /// The mount's root, or the folder subdir= names under it, walked one name at a time.
+    static func resolveServedRoot(controlPlane: ControlPlane, subdir: String?) throws -> Node {
+        var node = try controlPlane.resolveRoot()
+        guard node.type == .folder else {
+            throw SpoolError(description: "the mount root \(node.id) is not a folder")
+        }
+        guard let subdir else { return node }
+        var walked: [Substring] = []
+        for name in subdir.split(separator: "/") {
+            walked.append(name)
+            guard let child = try controlPlane.resolve(name: String(name), in: node.id) else {
+                throw SubdirError(description: "subdir=\(subdir): there is no folder /\(walked.joined(separator: "/")) in this mount")
+            }
+            guard child.type == .folder else {
+                throw SubdirError(description: "subdir=\(subdir): /\(walked.joined(separator: "/")) is a file, not a folder")
+            }
+            node = child
+        }
+        return node
+    }
+
+    public func attachKernelNotifier(_ notifier: KernelCacheNotifier) {
+        stateLock.withLock { kernelNotifier = notifier }
+    }
+
+    var notifier: KernelCacheNotifier? { stateLock.withLock { kernelNotifier } }
+
+    var concurrentWriteCount: Int { stateLock.withLock { concurrentWrites } }
 
     // MARK: errors
 
@@ -192,7 +227,11 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
 
     /// The node, from the cache while fresh, else fetched.
     func currentNode(_ id: String) throws -> Node {
-        if let n = cache.node(id) { return n }
+        if let n = cache.node(id) {
+            Counter(label: RosetMetricNames.metadataCacheHits).increment()
+            return n
+        }
+        Counter(label: RosetMetricNames.metadataCacheMisses).increment()
         do {
             let n = try remote("GET node") { try controlPlane.node(id: id) }
             cache.store(n)
@@ -232,7 +271,8 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         if cache.isKnownAbsent(parentId, name: name) { return nil }
         if let known = cache.childId(parentId, name: name) {
             guard let id = known else { return nil }
-            if let n = cache.lastKnownNode(id) { return .remote(n) }
+            // Stored with the listing or later, so fresh unless forgotten (invalidate).
+            if let n = cache.node(id) { return .remote(n) }
         }
         let found = try remote("resolve") { try controlPlane.resolve(name: name, in: parentId) }
         // A pending file may have appeared while we asked.
@@ -351,4 +391,9 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         let wanted = UInt32((mask & R_OK != 0 ? 4 : 0) | (mask & W_OK != 0 ? 2 : 0) | (mask & X_OK != 0 ? 1 : 0))
         if granted & wanted != wanted { throw FSError(EACCES) }
     }
+}
+
+/// subdir= names no folder of the mount: the mount fails with this message.
+public struct SubdirError: Error, CustomStringConvertible, Sendable {
+    public let description: String
 }

@@ -1,5 +1,8 @@
-// The daemon's metadata cache: nodes by id, folder listings, and not-found answers, each with
-// the mount's TTL; a committed folder's listing (and its children) never expires. Invariants:
+// The daemon's metadata cache: nodes by id, folder listings, and not-found answers. A node is
+// trusted for the mount's TTL (cache_ttl); an absence (a not-found answer, or a name missing
+// from a listing) and a listing's view of which names exist only for the shorter negative TTL
+// (negative_ttl), so a name another machine created shows within it (docs/SEMANTICS.md). A
+// committed folder's listing (and its children) never expires. Invariants:
 // - nothing here does I/O; callers fetch outside any lock and store the result;
 // - every change this mount makes is patched in at once (insertChild/removeChild/store), so a
 //   cached listing never shows a stale view of our own changes (the original client listed a folder from a stale cache after its own create);
@@ -25,15 +28,18 @@ final class MetadataCache: @unchecked Sendable {
     /// used for that one answer but not cached.
     private var changes: UInt64 = 0
     private let ttl: Double
+    /// How long an absence, and a listing as a whole, is trusted (at most `ttl`).
+    private let negativeTTL: Double
     private let now: @Sendable () -> Date
     /// Whether the kernel still holds an inode for a node id (called under this cache's lock).
     private let isHeld: @Sendable (String) -> Bool
     private let minimumSweepAt: Int
     private var sweepAt: Int
 
-    init(ttl: Double, now: @escaping @Sendable () -> Date, sweepAt: Int = 50_000,
+    init(ttl: Double, negativeTTL: Double? = nil, now: @escaping @Sendable () -> Date, sweepAt: Int = 50_000,
          isHeld: @escaping @Sendable (String) -> Bool = { _ in false }) {
         self.ttl = ttl
+        self.negativeTTL = min(ttl, negativeTTL ?? ttl)
         self.now = now
         self.isHeld = isHeld
         minimumSweepAt = sweepAt
@@ -50,12 +56,16 @@ final class MetadataCache: @unchecked Sendable {
         func expired(_ at: Date) -> Bool { t.timeIntervalSince(at) >= ttl }
         nodes = nodes.filter { $0.value.permanent || !expired($0.value.fetchedAt) || isHeld($0.key) }
         listings = listings.filter { $0.value.permanent || !expired($0.value.fetchedAt) }
-        negatives = negatives.filter { !expired($0.value) }
+        negatives = negatives.filter { t.timeIntervalSince($0.value) < negativeTTL }
         sweepAt = max(minimumSweepAt, 2 * (nodes.count + listings.count + negatives.count))
     }
 
     private func fresh(_ at: Date, permanent: Bool) -> Bool {
         permanent || now().timeIntervalSince(at) < ttl
+    }
+
+    private func freshAbsence(_ at: Date, permanent: Bool) -> Bool {
+        permanent || now().timeIntervalSince(at) < negativeTTL
     }
 
     private static func negativeKey(_ parentId: String, _ name: String) -> String { parentId + "\u{0}" + name }
@@ -72,6 +82,12 @@ final class MetadataCache: @unchecked Sendable {
 
     /// The last known node, fresh or not (for attributes while a refresh fails, and for `..`).
     func lastKnownNode(_ id: String) -> Node? { lock.withLock { nodes[id]?.node } }
+
+    /// Seconds since a node was fetched (or patched), and whether it never expires (a
+    /// committed folder's child); nil when it is not cached.
+    func age(ofNode id: String) -> (seconds: Double, permanent: Bool)? {
+        lock.withLock { nodes[id].map { (now().timeIntervalSince($0.fetchedAt), $0.permanent) } }
+    }
 
     func store(_ node: Node, permanent: Bool = false) {
         lock.withLock { storeLocked(node, permanent: permanent) }
@@ -107,19 +123,22 @@ final class MetadataCache: @unchecked Sendable {
 
     // MARK: listings
 
-    /// The children (name, id) of a folder whose listing is fresh, in server order.
+    /// The children (name, id) of a folder whose listing is younger than the negative TTL (it
+    /// answers which names exist), in server order.
     func listing(_ folderId: String) -> [(name: String, id: String)]? {
         lock.withLock {
-            guard let l = listings[folderId], fresh(l.fetchedAt, permanent: l.permanent) else { return nil }
+            guard let l = listings[folderId], freshAbsence(l.fetchedAt, permanent: l.permanent) else { return nil }
             return l.order.compactMap { name in l.ids[name].map { (name, $0) } }
         }
     }
 
-    /// The id of `name` in a fresh listing: .some(nil) = the listing says absent.
+    /// The id of `name` in a listing: .some(id) while the listing is within the TTL, .some(nil)
+    /// (absent) only while it is within the negative TTL; nil = ask the control plane.
     func childId(_ folderId: String, name: String) -> String?? {
         lock.withLock {
             guard let l = listings[folderId], fresh(l.fetchedAt, permanent: l.permanent) else { return nil }
-            return .some(l.ids[name])
+            if let id = l.ids[name] { return .some(id) }
+            return freshAbsence(l.fetchedAt, permanent: l.permanent) ? .some(nil) : nil
         }
     }
 
@@ -166,7 +185,7 @@ final class MetadataCache: @unchecked Sendable {
     func isKnownAbsent(_ parentId: String, name: String) -> Bool {
         lock.withLock {
             guard let at = negatives[Self.negativeKey(parentId, name)] else { return false }
-            if fresh(at, permanent: false) { return true }
+            if freshAbsence(at, permanent: false) { return true }
             negatives[Self.negativeKey(parentId, name)] = nil
             return false
         }
@@ -181,5 +200,38 @@ final class MetadataCache: @unchecked Sendable {
 
     func clearAbsent(_ parentId: String, name: String) {
         lock.withLock { negatives[Self.negativeKey(parentId, name)] = nil }
+    }
+
+    // MARK: invalidation
+
+    /// Forgets what is cached about a node (`mount.roset invalidate`): the node itself and, for
+    /// a folder, its listing, its children's nodes and the absences recorded in it. Committed
+    /// folders too: the admin asked. The next use fetches everything again.
+    /// Returns the names its listing held (whose kernel entries the caller drops too).
+    func forget(_ id: String) -> [String] {
+        lock.withLock {
+            changes &+= 1
+            var childNames: [String] = []
+            if let l = listings[id] {
+                childNames = l.order
+                for childId in l.ids.values { forgetNodeLocked(childId) }
+            }
+            listings[id] = nil
+            let prefix = id + "\u{0}"
+            negatives = negatives.filter { !$0.key.hasPrefix(prefix) }
+            forgetNodeLocked(id)
+            return childNames
+        }
+    }
+
+    /// A node the kernel still holds stays as the last known one (for `..` and attributes while
+    /// a refresh fails) but expired; any other is dropped.
+    private func forgetNodeLocked(_ id: String) {
+        if isHeld(id) {
+            nodes[id]?.fetchedAt = .distantPast
+            nodes[id]?.permanent = false
+        } else {
+            nodes[id] = nil
+        }
     }
 }

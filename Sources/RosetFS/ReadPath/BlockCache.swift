@@ -24,6 +24,8 @@
 //   cache holds anyway, unless direct_io), and fresh memory, a page fault and a page clear per
 //   page, is rare. The cost: a second reader trailing the first by more than that re-fetches.
 import Foundation
+import Metrics
+import RosetMetrics
 
 public final class BlockCache: @unchecked Sendable {
     /// The unit of addressing and the smallest fetch. 128 KiB is the kernel's default FUSE read
@@ -143,6 +145,8 @@ public final class BlockCache: @unchecked Sendable {
         let end = offset + Int64(destination.count)
         let lastBlock = (end - 1) / Self.blockSize
         var position = offset
+        var fetched = false
+        defer { Self.countLookup(fetched: fetched) }
         lock.lock()
         while position < end {
             let block = position / Self.blockSize
@@ -177,6 +181,7 @@ public final class BlockCache: @unchecked Sendable {
                 continue
             }
             lock.unlock()
+            fetched = true
             do {
                 try fetch(extent, from: source, pinForCaller: true)
             } catch where extent.isPrefetch {
@@ -208,6 +213,8 @@ public final class BlockCache: @unchecked Sendable {
         var pinned: [CachedExtent] = []
         func unpinAll() { for extent in pinned { unpin(extent) } }
         var position = offset
+        var fetched = false
+        defer { Self.countLookup(fetched: fetched) }
         lock.lock()
         while position < end {
             guard let found = index[objectKey]?[position / Self.blockSize] else {
@@ -218,6 +225,7 @@ public final class BlockCache: @unchecked Sendable {
                     return false
                 }
                 lock.unlock()
+                fetched = true
                 do {
                     try fetch(extent, from: source, pinForCaller: true)
                 } catch {
@@ -270,6 +278,11 @@ public final class BlockCache: @unchecked Sendable {
         unpinAll()
         lock.unlock()
         return true
+    }
+
+    /// A read served from blocks already here is a hit; one that fetched a block a miss.
+    private static func countLookup(fetched: Bool) {
+        Counter(label: fetched ? RosetMetricNames.blockCacheMisses : RosetMetricNames.blockCacheHits).increment()
     }
 
     private func copy(from extent: CachedExtent, position: Int64, end: Int64,

@@ -47,6 +47,8 @@
 //   dead/ ("no journal record"), never deleted.
 import CPipes
 import Foundation
+import Metrics
+import RosetMetrics
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -489,6 +491,7 @@ final class Spool: @unchecked Sendable {
     /// Moves everything of `entryId` to dead/<entryId>/ with a reason file. Returns the folder.
     @discardableResult
     func moveToDeadLetter(entryId: String, reason: String) -> String {
+        Counter(label: RosetMetricNames.deadLetters).increment()
         let target = "\(deadFolder)/\(entryId)"
         try? FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
         Glibc.rename(dataPath(entryId), "\(target)/data")

@@ -19,6 +19,9 @@ public struct SpoolStatusFile: Codable, Sendable, Equatable {
     public var uploadFailures: Int = 0
     public var lastError: String?
     public var lastErrorAt: Double?
+    /// Uploads that replaced a version another machine made after this one opened the file
+    /// (docs/SEMANTICS.md); absent in files of older daemons.
+    public var concurrentWrites: Int?
     /// While draining: when the daemon gives up waiting for uploads (seconds since the epoch).
     public var drainUntil: Double?
 

@@ -21,7 +21,9 @@
 //   retries, recovered entries, fsync, close_wait and shutdown never wait.
 import Foundation
 import Logging
+import Metrics
 import RosetClient
+import RosetMetrics
 
 protocol UploadDelegate: AnyObject, Sendable {
     /// Init created (or named) the node of an entry that had none. Called with the entry's
@@ -40,6 +42,9 @@ protocol UploadDelegate: AnyObject, Sendable {
     func partReleased(_ entry: SpoolEntry, bytes: Int64)
     /// The spool is (nearly) at its bound or a writer waits for room: confirmed parts should go.
     func spoolNeedsRoom(adding bytes: Int64) -> Bool
+    /// The file this entry rewrites got another version (`current`) since it was opened here,
+    /// from another machine: this upload is about to replace it.
+    func uploadReplacesConcurrentVersion(_ entry: SpoolEntry, current: Node)
 }
 
 /// The upload session behind an entry's released parts is gone (expired, aborted, unknown to
@@ -211,12 +216,14 @@ final class Uploader: @unchecked Sendable {
         do {
             let node = try upload(entry, generation: generation)
             counters.recordSuccess()
+            Counter(label: RosetMetricNames.uploadsConfirmed).increment()
             delegate?.uploadCompleted(entry, generation: generation, node: node)
         } catch is Abandoned {
             return
         } catch {
             let permanent = Uploader.isPermanent(error) || error is UploadSessionLost
             counters.recordFailure(error, at: tuning.now())
+            Counter(label: RosetMetricNames.uploadFailures).increment()
             entry.cond.lock()
             guard entry.generation == generation, entry.phase == .uploading || entry.phase == .completing else {
                 entry.cond.unlock(); return
@@ -296,10 +303,12 @@ final class Uploader: @unchecked Sendable {
                 guard let url = singleURL else { throw Abandoned() }
                 let etag = try putWithFreshURL(entry, initialURL: url, token: progress.token, partNumber: 1,
                                                offset: 0, length: size, viaPartURL: false)
+                checkConcurrentVersion(entry)
                 try beginCompleting(entry, generation)
                 return try controlPlane.commitUpload(token: progress.token, etag: etag, size: size)
             }
             try uploadParts(entry, generation: generation, plan: plan, progress: &progress)
+            checkConcurrentVersion(entry)
             try beginCompleting(entry, generation)
             TestCrashPoint.reached(.beforeComplete)
             let parts = progress.parts.sorted { $0.partNumber < $1.partNumber }
@@ -314,6 +323,20 @@ final class Uploader: @unchecked Sendable {
             }
             entry.cond.unlock()
             throw e
+        }
+    }
+
+    /// Last confirmed upload wins (docs/SEMANTICS.md): before an upload that rewrites an
+    /// existing file completes, the node is asked for once; a version other than the one the
+    /// file was opened on means another machine wrote it meanwhile, which the delegate logs and
+    /// counts. The other version stays in the node's version history on the server.
+    private func checkConcurrentVersion(_ entry: SpoolEntry) {
+        let target = entry.cond.withLock { entry.record.target }
+        guard let nodeId = target.nodeId, !target.createdByUpload, target.baseEtag != nil || target.baseVersionId != nil,
+              let current = try? controlPlane.node(id: nodeId) else { return }
+        if (target.baseEtag != nil && current.etag != target.baseEtag)
+            || (target.baseVersionId != nil && current.versionId != target.baseVersionId) {
+            delegate?.uploadReplacesConcurrentVersion(entry, current: current)
         }
     }
 
