@@ -2,7 +2,9 @@
 // written byte goes to the entry's spool data file (never only memory); create, write and close
 // make no network call (an existing file's content is downloaded once, before the first write
 // that needs it); close seals (data fsynced, then a durable journal record) and the uploader
-// takes it from there; fsync returns once the upload is confirmed.
+// takes it from there; fsync returns once the upload is confirmed. A write takes its room in the
+// spool first (SpoolBudget: it may wait, or get ENOSPC, before anything is written); a write
+// into bytes already released from the spool is refused (docs/SPOOL.md).
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -239,10 +241,14 @@ extension RosetFileSystem {
         if size == 0 {
             e.runningChecksum = CRC32C()
             e.sequentialEnd = 0
+            e.aheadOfSequential = []
         } else if let sum = e.runningChecksum, sum.count > size || size > old {
             e.runningChecksum = nil
         }
-        if size != 0, e.sequentialEnd != size { e.sequentialEnd = nil }
+        if size != 0, e.sequentialEnd != size || !e.aheadOfSequential.isEmpty {
+            e.sequentialEnd = nil
+            e.aheadOfSequential = []
+        }
         markWritten(e)
     }
 
@@ -525,8 +531,20 @@ extension RosetFileSystem {
             if offset == sum.count { sum.update(data); e.runningChecksum = sum } else { e.runningChecksum = nil }
         }
         if let sequential = e.sequentialEnd {
-            if offset == sequential { e.sequentialEnd = end }
-            else if !(end <= min(uploader.partSize, sequential)) { e.sequentialEnd = nil }
+            if offset == sequential {
+                var reached = end
+                while let i = e.aheadOfSequential.firstIndex(where: { $0.start <= reached }) {
+                    reached = max(reached, e.aheadOfSequential[i].end)
+                    e.aheadOfSequential.remove(at: i)
+                }
+                e.sequentialEnd = reached
+            } else if offset > sequential && offset - sequential <= SpoolEntry.aheadWindow
+                        && e.aheadOfSequential.count < SpoolEntry.aheadLimit {
+                e.aheadOfSequential.append((offset, end))
+            } else if !(end <= min(uploader.partSize, sequential)) {
+                e.sequentialEnd = nil
+                e.aheadOfSequential = []
+            }
         }
         markWritten(e)
         uploader.streamFullParts(e)
@@ -543,6 +561,8 @@ extension RosetFileSystem {
         let sequential = e.sequentialEnd
         let isAppend = sequential == offset
         let isFirstPartRewrite = sequential.map { end <= min(uploader.partSize, $0) } ?? false
+        let isAhead = sequential.map { offset > $0 && offset - $0 <= SpoolEntry.aheadWindow } == true
+            && e.aheadOfSequential.count < SpoolEntry.aheadLimit
         let sent = e.record.upload != nil && offset < uploader.streamedExtent(e) && end > offset
         if sent && !isAppend && !isFirstPartRewrite, let released = e.record.released {
             logger.error("a write into a part of a streamed file that already left the spool is refused",
@@ -550,7 +570,10 @@ extension RosetFileSystem {
             throw FSError(EIO)
         }
         // Streaming takes no new part that this write may still change.
-        if !isAppend && !isFirstPartRewrite { e.sequentialEnd = nil }
+        if !isAppend && !isFirstPartRewrite && !isAhead {
+            e.sequentialEnd = nil
+            e.aheadOfSequential = []
+        }
         guard sent, !isAppend else { return }
         if isFirstPartRewrite {
             if !e.firstPartRewritten {

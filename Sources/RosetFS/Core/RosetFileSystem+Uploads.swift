@@ -6,6 +6,8 @@
 // entries still open at the crash are uploaded as `NAME.recovered-<UTC>` beside the original;
 // a new version whose node changed on the server since its base goes to `NAME.conflict-<UTC>`;
 // a data file whose checksum does not match, or with no valid record, goes to dead/ with a reason.
+// An entry with released parts (docs/SPOOL.md) is checked part by part and resumes only in its
+// recorded session; one still open at the crash cannot go up whole and goes to dead/ instead.
 import Foundation
 import Logging
 import Metrics

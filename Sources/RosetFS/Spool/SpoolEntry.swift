@@ -73,6 +73,12 @@ final class SpoolEntry: @unchecked Sendable {
     /// sequentially (rewrites inside the first part allowed, see `firstPartRewritten`); nil
     /// once written elsewhere. Streaming needs it.
     var sequentialEnd: Int64? = 0
+    /// Writes that landed just beyond `sequentialEnd` before the bytes in between (the kernel
+    /// sends the pieces of one large write concurrently): merged into it once the gap is filled.
+    var aheadOfSequential: [(start: Int64, end: Int64)] = []
+    /// How far beyond `sequentialEnd` such a write may start, and how many may wait.
+    static let aheadWindow: Int64 = 8 << 20
+    static let aheadLimit = 256
     /// The first part was written again after it may have been streamed (a header patched at
     /// the end): it is not recorded as sent and goes up again with the close-time upload. The
     /// first part is never released, so this costs one part.

@@ -542,7 +542,8 @@ final class Uploader: @unchecked Sendable {
         guard streaming, entry.phase == .writing, entry.sequentialEnd != nil, entry.materialized, !entry.unlinked,
               !entry.streamingFailed, !entry.streamRetryPending else { return false }
         return !entry.streamRetryParts.isEmpty
-            || (entry.nextStreamedPart <= PartPlan.maxParts && entry.record.size >= Int64(entry.nextStreamedPart) * configuredPartSize)
+            || (entry.nextStreamedPart <= PartPlan.maxParts
+                && (entry.sequentialEnd ?? 0) >= Int64(entry.nextStreamedPart) * configuredPartSize)
     }
 
     /// Whether streaming may still free spool room for this open entry: a full part is ready or
