@@ -77,6 +77,9 @@ public enum ConfigurationResolver {
         config.dirMode = settings.dirMode ?? (0o777 & ~config.umask)
         if let v = settings.spoolMaxMB { config.spoolMaxMB = v }
         if let v = settings.spoolMinFreeMB { config.spoolMinFreeMB = v }
+        if let v = settings.dataCacheDirectory { config.dataCacheDirectory = v }
+        config.dataCacheMaxMB = settings.dataCacheMaxMB
+        config.dataCacheMinFreeMB = settings.dataCacheMinFreeMB
         if let v = settings.uploadConcurrency { config.uploadConcurrency = v }
         if let v = settings.partSizeMB { config.partSizeMB = v }
         config.closeWait = settings.closeWait
@@ -140,6 +143,7 @@ struct OptionSettings {
     var negativeTTL: Double?, closeToOpen = true
     var metrics: MountConfiguration.MetricsAddress?
     var spoolDirectory: String?, spoolMaxMB: Int?, spoolMinFreeMB: Int?
+    var dataCacheDirectory: String?, dataCacheMaxMB: Int?, dataCacheMinFreeMB: Int?
     var uid: UInt32?, gid: UInt32?, umask: UInt32?, fileMode: UInt32?, dirMode: UInt32?
     var uploadConcurrency: Int?, partSizeMB: Int?, closeWait = false, uploadDelayMs: Int?
     var directIO = false
@@ -183,6 +187,9 @@ struct OptionSettings {
         case "spool_dir": spoolDirectory = try text(option)
         case "spool_max_mb": spoolMaxMB = try integer(option, minimum: 0)
         case "spool_min_free_mb": spoolMinFreeMB = try integer(option, minimum: 0)
+        case "data_cache_dir": dataCacheDirectory = try text(option)
+        case "data_cache_max_mb": dataCacheMaxMB = try integer(option, minimum: 0)
+        case "data_cache_min_free_mb": dataCacheMinFreeMB = try integer(option, minimum: 0)
         case "uid": uid = try owner(option, lookup: { name in getpwnam(name).map { $0.pointee.pw_uid } })
         case "gid": gid = try owner(option, lookup: { name in getgrnam(name).map { $0.pointee.gr_gid } })
         case "umask": umask = try mode(option)

@@ -87,6 +87,13 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
     public var spoolMaxMB: Int = 10_240
     /// Free space the spool's file system keeps; writers wait (or get ENOSPC) below it.
     public var spoolMinFreeMB: Int = 0
+    /// The disk data cache's base folder (data_cache_dir=); default `data-cache` beside the spool
+    /// folder.
+    public var dataCacheDirectory: String
+    /// data_cache_max_mb=; nil: half of the free space of its file system (see mount.roset(8)).
+    public var dataCacheMaxMB: Int?
+    /// data_cache_min_free_mb=; nil: 10% of its file system, at least 1 GiB.
+    public var dataCacheMinFreeMB: Int?
     public var uploadConcurrency: Int = 8
     public var partSizeMB: Int = 16
     public var closeWait: Bool = false
@@ -134,6 +141,13 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
                 spoolDirectory: String) {
         self.mountpoint = mountpoint; self.mountId = mountId; self.apiURL = apiURL; self.apiKey = apiKey
         self.uid = uid; self.gid = gid; self.spoolDirectory = spoolDirectory
+        self.dataCacheDirectory = Self.defaultDataCacheDirectory(spoolDirectory: spoolDirectory)
+    }
+
+    /// `data-cache` beside the spool's base folder: both live in the daemon's state folder.
+    public static func defaultDataCacheDirectory(spoolDirectory: String) -> String {
+        let parent = URL(fileURLWithPath: spoolDirectory).deletingLastPathComponent().path
+        return (parent == "/" ? "" : parent) + "/data-cache"
     }
 
     /// mount(8)'s SPEC exactly as given (nil in the roset-fuse form).
@@ -153,6 +167,8 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
             "key=\(apiKey)", "cache_ttl=\(cacheTTL)", "negative_ttl=\(negativeTTL)", "close_to_open=\(closeToOpen)", "metrics=\(metrics.map { "\($0)" } ?? "off")", "cache_size_mb=\(cacheSizeMB)", "ro=\(readOnly)",
             "uid=\(uid)", "gid=\(gid)", "umask=\(octal(umask))", "file_mode=\(octal(fileMode))",
             "dir_mode=\(octal(dirMode))", "spool_dir=\(spoolDirectory)", "spool_max_mb=\(spoolMaxMB)", "spool_min_free_mb=\(spoolMinFreeMB)",
+            "data_cache_dir=\(dataCacheDirectory)", "data_cache_max_mb=\(dataCacheMaxMB.map(String.init) ?? "auto")",
+            "data_cache_min_free_mb=\(dataCacheMinFreeMB.map(String.init) ?? "auto")",
             "upload_concurrency=\(uploadConcurrency)", "part_size_mb=\(partSizeMB)", "close_wait=\(closeWait)", "direct_io=\(directIO)", "splice_read=\(spliceRead)",
             "request_timeout=\(requestTimeout)", "retries=\(maxAttempts - 1)",
             "upload_delay_ms=\(uploadDelayMs)", "shutdown_grace=\(shutdownGrace)", "allow_other=\(allowOther)", "allow_root=\(allowRoot)",

@@ -33,6 +33,9 @@ extension FileSystemConfiguration {
         dirMode = config.dirMode
         spoolMaxMB = config.spoolMaxMB
         spoolMinFreeMB = config.spoolMinFreeMB
+        dataCacheDirectory = config.dataCacheDirectory
+        dataCacheMaxMB = config.dataCacheMaxMB
+        dataCacheMinFreeMB = config.dataCacheMinFreeMB
         uploadConcurrency = config.uploadConcurrency
         partSizeMB = config.partSizeMB
         closeWait = config.closeWait

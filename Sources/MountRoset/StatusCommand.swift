@@ -23,6 +23,8 @@ enum StatusCommand {
         var lastError: String?
         var deadLetters: Int
         var tornRecords: Int
+        var dataCache: DiskDataCache.Snapshot?
+        var dataCacheHitRatio: Double?
         var report: SpoolReport
     }
 
@@ -49,7 +51,9 @@ enum StatusCommand {
                                  pendingBytes: report.pendingBytes, oldestPendingAgeSeconds: oldest,
                                  uploadFailures: failures, concurrentWrites: report.status?.concurrentWrites ?? 0,
                                  lastError: report.status?.lastError,
-                                 deadLetters: report.deadLetters.count, tornRecords: report.tornRecords.count, report: report)
+                                 deadLetters: report.deadLetters.count, tornRecords: report.tornRecords.count,
+                                 dataCache: report.status?.dataCache, dataCacheHitRatio: report.status?.dataCache?.hitRatio,
+                                 report: report)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             let data = (try? encoder.encode(out)) ?? Data("{}".utf8)
@@ -88,8 +92,19 @@ enum StatusCommand {
             lines.append("  torn records: \(report.tornRecords.count) (their data is kept; the next mount moves it to dead letters)")
             for t in report.tornRecords { lines.append("    \(t)") }
         }
+        if running, let cache = report.status?.dataCache {
+            lines.append(dataCacheLine(cache))
+        }
         FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
         return 0
+    }
+
+    /// "data cache: 812 MiB of 35840 MiB (floor 25600 MiB free) in DIR; hit ratio 97.2% (…)".
+    static func dataCacheLine(_ cache: DiskDataCache.Snapshot) -> String {
+        guard cache.usable else { return "  data cache:   \(cache.folder) unusable (see the daemon's log); reads go to the network" }
+        let ratio = cache.hitRatio.map { String(format: "%.1f%%", $0 * 100) } ?? "n/a"
+        return "  data cache:   \(cache.bytes >> 20) MiB of \(cache.boundBytes >> 20) MiB bound (keeps \(cache.minFreeBytes >> 20) MiB free), "
+            + "\(cache.blocks) block(s) in \(cache.folder); hit ratio \(ratio) (\(cache.hits) block reads from disk, \(cache.misses) fetched)"
     }
 
     static func format(seconds: Double) -> String {

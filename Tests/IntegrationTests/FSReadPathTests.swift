@@ -83,8 +83,10 @@ struct FSReadPathTests {
         return Int(log[range].split(separator: " ")[0])
     }
 
+    /// Pipes are used only with the disk data cache off (with it, every byte goes through the
+    /// block cache so that it reaches the disk; mount.roset(8), data_cache_dir).
     @Test func sequentialReadsComeThroughPipesUnlessTurnedOff() throws {
-        try MountedRoset.with(options: ["cache_size_mb=64"]) { f in
+        try MountedRoset.with(options: ["cache_size_mb=64", "data_cache_max_mb=0"]) { f in
             let bytes = PatternBytes.make(count: 40 << 20, seed: 4242)
             try f.uploadRemote(name: "seq.bin", bytes: bytes)
             let small = PatternBytes.make(count: 3 << 20, seed: 99)
@@ -104,12 +106,12 @@ struct FSReadPathTests {
             let piped = try #require(Self.pipedMiB(f), "the daemon's unmount line")
             #expect(piped >= 30, "\(piped) MiB of 40 from pipes")
 
-            try f.mountAgain(options: ["cache_size_mb=64", "direct_io"])
+            try f.mountAgain(options: ["cache_size_mb=64", "data_cache_max_mb=0", "direct_io"])
             #expect(try Self.readWhole(f.path("seq.bin"), size: 256 << 10, expected: bytes))
             let direct = try #require(Self.pipedMiB(f))
             #expect(direct >= 30, "direct_io: \(direct) MiB of 40 from pipes")
 
-            try f.mountAgain(options: ["cache_size_mb=64", "splice_read=no"])
+            try f.mountAgain(options: ["cache_size_mb=64", "data_cache_max_mb=0", "splice_read=no"])
             #expect(try Self.readWhole(f.path("seq.bin"), size: 1 << 20, expected: bytes))
             #expect(Self.pipedMiB(f) == 0)
         }

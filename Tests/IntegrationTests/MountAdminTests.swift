@@ -153,8 +153,8 @@ struct MountAdminTests {
         #expect(f.waitUntilNoDaemon(dir, timeout: 10))
     }
 
-    /// The seed command line's --subdir: /proc/mounts shows roset:<mount>:/<subdir>.
-    @Test func seedSubdirFlag() throws {
+    /// The roset-fuse command line's --subdir: /proc/mounts shows roset:<mount>:/<subdir>.
+    @Test func rosetFuseSubdirFlag() throws {
         let f = try MountCommandFixture()
         defer { f.close() }
         try f.createRemoteFolder("only-this")

@@ -58,7 +58,7 @@ struct MountKeySecrecyTests {
         #expect(!m.stderr.contains(f.key), "the key is in the debug log")
     }
 
-    @Test func seedApiKeyIsScrubbedFromTheDaemonsCommandLine() throws {
+    @Test func rosetFuseApiKeyIsScrubbedFromTheDaemonsCommandLine() throws {
         let f = try MountCommandFixture()
         defer { f.close() }
         let dir = try f.mountpoint("seed-key")

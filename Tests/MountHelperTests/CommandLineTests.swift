@@ -38,7 +38,7 @@ import Testing
 }
 
 @Suite struct RosetFuseCommandLineTests {
-    @Test func seedReadmeCommandLine() throws {
+    @Test func rosetFuseReadmeCommandLine() throws {
         let argv = ["roset-fuse", "/mnt/roset", "--api-key", "KEY1", "--api-url", "http://127.0.0.1:9000",
                     "--mount-id", "M7", "--foreground", "--debug", "--cache-ttl", "5", "--cache-size-mb", "64",
                     "--allow-other", "--read-only"]
@@ -50,7 +50,7 @@ import Testing
         #expect(!c.description.contains("KEY1"))
     }
 
-    @Test func seedDefaultsAndEnvironment() throws {
+    @Test func rosetFuseDefaultsAndEnvironment() throws {
         let env = ["ROSET_API_KEY": "K", "ROSET_API_URL": "http://e:1", "ROSET_MOUNT_ID": "envm"]
         let c = try MountCommandLine.parse(["roset-fuse", "/m"], environment: env, identity: userIdentity)
         #expect(c.cacheTTL == 300 && c.cacheSizeMB == 256 && !c.foreground && !c.readOnly)
@@ -90,9 +90,9 @@ import Testing
                                            environment: env.merging(["ROSET_STAGING_DIR": "/e"]) { $1 }).spoolDirectory == "/e")
     }
 
-    /// The seed's -d is libfuse's: debug logging in the foreground; --log-level and --subdir map
+    /// roset-fuse's -d is libfuse's: debug logging in the foreground; --log-level and --subdir map
     /// onto the mount options.
-    @Test func seedDebugLogLevelAndSubdir() throws {
+    @Test func rosetFuseDebugLogLevelAndSubdir() throws {
         let env = ["ROSET_API_KEY": "k"]
         let d = try MountCommandLine.parse(["roset-fuse", "/m", "-d"], environment: env)
         #expect(d.foreground && d.logLevel == .debug)
@@ -112,7 +112,7 @@ import Testing
         #expect(e?.message.contains("https://api.roset.dev") == true)
     }
 
-    @Test func seedErrors() {
+    @Test func rosetFuseErrors() {
         #expect(refusal { try MountCommandLine.parse(["roset-fuse"], environment: ["ROSET_API_KEY": "k"]) }?
             .message.contains("mount point is required") == true)
         let bad = refusal { try MountCommandLine.parse(["roset-fuse", "/m", "--cache-ttl", "abc"], environment: ["ROSET_API_KEY": "k"]) }

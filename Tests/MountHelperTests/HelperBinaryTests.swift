@@ -123,7 +123,7 @@ func runHelper(_ arguments: [String], environment: [String: String] = [:], binar
         #expect(!text.contains(mountpoint))
     }
 
-    @Test func seedNameAndHelp() throws {
+    @Test func rosetFuseNameAndHelp() throws {
         defer { cleanup() }
         let link = dir + "/roset-fuse"
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: helperBinary())

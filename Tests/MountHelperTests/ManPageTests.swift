@@ -130,11 +130,12 @@ private func optionNamesInResolver() throws -> Set<String> {
         for name in documented where !["apikey_file"].contains(name) {
             let value = ["api_url": "http://127.0.0.1:1", "uid": "0", "gid": "0", "umask": "022", "file_mode": "0644",
                          "dir_mode": "0755", "max_read": "131072", "blksize": "4096", "spool_dir": "/tmp/s",
+                         "data_cache_dir": "/tmp/c",
                          "mount_id": "m", "log_file": "/tmp/l", "metrics": "127.0.0.1:9464", "log_level": "debug",
                          "subdir": "a/b"][name]
             let numeric = ["cache_ttl", "negative_ttl", "cache_size_mb", "spool_max_mb", "spool_min_free_mb", "upload_concurrency", "part_size_mb",
                            "shutdown_grace", "max_threads", "upload_delay_ms", "read_ahead_kb", "request_timeout",
-                           "retries"].contains(name)
+                           "retries", "data_cache_max_mb", "data_cache_min_free_mb"].contains(name)
             let optstr = value.map { "\(name)=\($0)" } ?? (numeric ? "\(name)=8" : name)
             var request = MountRequest(spec: "default", mountpoint: "/mnt/x", options: try MountOptionList.parse(optstr))
             request.sloppy = false
@@ -179,6 +180,7 @@ private func optionNamesInResolver() throws -> Set<String> {
             "retries": String(config.maxAttempts - 1),
             "umask": String(config.umask, radix: 8).count < 3 ? "0" + String(config.umask, radix: 8) : String(config.umask, radix: 8),
             "spool_dir": config.spoolDirectory,
+            "data_cache_dir": config.dataCacheDirectory,
             "log_level": config.logLevel.rawValue,
             // Defaults the FUSE layer sets: pinned on the code's side by FUSESessionTests
             // (optionStringEscapesAndOmitsKernelDefaults) and MountAdminTests (st_blksize).
@@ -215,8 +217,8 @@ private func optionNamesInResolver() throws -> Set<String> {
         #expect(c.fake && c.verbose && c.logLevel == .debug, "-v logs one level more than log_level= (info → debug)")
     }
 
-    /// roset-fuse(1)'s stated defaults are the seed command line's.
-    @Test func rosetFuse1StatesTheSeedDefaults() throws {
+    /// roset-fuse(1)'s stated defaults are the roset-fuse command line's.
+    @Test func rosetFuse1StatesItsDefaults() throws {
         let page = plainText(try String(contentsOf: packageRoot.appendingPathComponent("man/roset-fuse.1"), encoding: .utf8))
         let c = try MountCommandLine.parse(["roset-fuse", "/m"], environment: ["ROSET_API_KEY": "k"],
                                            identity: ProcessIdentity(uid: 0, gid: 0, home: "/root"))

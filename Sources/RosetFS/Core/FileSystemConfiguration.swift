@@ -24,6 +24,14 @@ public struct FileSystemConfiguration: Sendable {
     public var revalidateAfter: Double = 1
     /// Bound of the read block cache.
     public var cacheSizeMB: Int = 256
+    /// Base folder of the disk data cache (DiskDataCache); the per-(apiURL, mountId) folder is
+    /// derived inside it, named like the spool's. nil: no disk cache.
+    public var dataCacheDirectory: String? = nil
+    /// Bound of the disk data cache; nil: half of its file system's free space at mount plus what
+    /// it already holds; 0 turns it off.
+    public var dataCacheMaxMB: Int? = nil
+    /// Free space the disk data cache leaves on its file system; nil: 10% of it, at least 1 GiB.
+    public var dataCacheMinFreeMB: Int? = nil
     public var readOnly = false
     public var uid: UInt32
     public var gid: UInt32

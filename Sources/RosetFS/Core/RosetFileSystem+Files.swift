@@ -381,11 +381,16 @@ extension RosetFileSystem {
         let node = try currentNode(key)
         let objectKey = Self.objectKey(of: node)
         if file.lock.withLock({ file.readerKey == objectKey && file.reader != nil }) { return }
-        let source: RangeSource
+        var source: RangeSource
         let size: Int64
         do {
             let signed = try remote("open") { try SignedURLReader(nodeId: node.id, controlPlane: controlPlane, store: store) }
             (source, size) = (signed, signed.size)
+            // With the disk cache on, every byte passes through the memory cache to reach the disk
+            // (no splicing of pipes past it): the next epoch is then read from local disk.
+            if let dataCache, size > 0 {
+                source = DiskCachedSource(cache: dataCache, upstream: signed, objectKey: objectKey, objectSize: size)
+            }
         } catch let error as FSError where error.errno == ENOENT && node.size == 0 && node.etag == nil && node.versionId == nil {
             // Another client's upload that has not completed yet: the node exists (the server
             // shows it from init on) but has no content. It reads as the empty file stat shows.

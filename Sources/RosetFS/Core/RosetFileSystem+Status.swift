@@ -20,7 +20,8 @@ extension RosetFileSystem {
         SpoolStatusFile(pid: getpid(), state: state, updatedAt: Date().timeIntervalSince1970,
                         uploadsConfirmed: confirmed, uploadFailures: failures, lastError: lastError,
                         lastErrorAt: lastErrorAt, concurrentWrites: concurrentWriteCount,
-                        drainUntil: drainUntil?.timeIntervalSince1970).write(folder: spool.folder)
+                        drainUntil: drainUntil?.timeIntervalSince1970,
+                        dataCache: dataCache?.snapshot).write(folder: spool.folder)
     }
 
     /// The spool's pending files, bytes and oldest age as gauges (metrics=), from the live entries.

@@ -41,6 +41,8 @@ extension RosetFileSystem: UploadDelegate {
         let dropMtime = e.dropRemoteMtime
         // Keep the key stable for anyone resolving the entry's inode from now on.
         e.record.target.nodeId = node.id
+        // The uploaded bytes seed the disk cache, so that reading the file back downloads nothing.
+        if dataCache != nil, Int64(size) == node.size { seedDataCache(node: node, data: e.data) }
         // Caches and index are switched to the node before anyone waiting (unlink, rename,
         // fsync) proceeds, so their own patches come after this one.
         // A rename may have moved the file while complete was in flight: the entry's target is
@@ -63,6 +65,21 @@ extension RosetFileSystem: UploadDelegate {
                                                          metadata: [PosixMetadata.mtime: .null]) {
                 cache.store(updated)
             }
+        }
+    }
+
+    /// Copies an uploaded file's spool data into the disk cache on a background queue; at most
+    /// `seedBacklogLimit` bytes wait, beyond which files are left to be fetched on first read.
+    /// The data file stays readable while this holds it (Spool: it is reused only once its last
+    /// reference is gone).
+    func seedDataCache(node: Node, data: SpoolDataFile) {
+        guard let dataCache else { return }
+        let size = node.size
+        guard seedBacklog.reserve(size) else { return }
+        let key = Self.objectKey(of: node)
+        seedBacklog.queue.async { [seedBacklog] in
+            dataCache.seed(objectKey: key, objectSize: size, fd: data.fd)
+            seedBacklog.release(size)
         }
     }
 

@@ -45,6 +45,10 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
     let budget: SpoolBudget
     let uploader: Uploader
     let blockCache: BlockCache
+    /// The persistent data cache below `blockCache`; nil when turned off.
+    public let dataCache: DiskDataCache?
+    /// Uploaded files waiting to seed `dataCache`.
+    let seedBacklog = DataCacheSeedBacklog()
 
     /// Pending files by key, location and id; spool-key aliases; open signatures.
     let pendingIndex = PendingIndex<SpoolEntry>()
@@ -83,6 +87,14 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         blockCache = BlockCache(capacityBytes: max(1, configuration.cacheSizeMB) << 20)
         spool = try Spool(base: configuration.spoolDirectory, apiURL: configuration.apiURL, mountId: configuration.mountId,
                           attach: !configuration.readOnly, onWait: { logger.notice("\($0)") })
+        if let base = configuration.dataCacheDirectory, configuration.dataCacheMaxMB != 0 {
+            dataCache = DiskDataCache(folder: base + "/" + URL(fileURLWithPath: spool.folder).lastPathComponent,
+                                      boundBytes: configuration.dataCacheMaxMB.map { Int64($0) << 20 },
+                                      minFreeBytes: configuration.dataCacheMinFreeMB.map { Int64($0) << 20 },
+                                      logger: logger)
+        } else {
+            dataCache = nil
+        }
         let dataFolder = spool.dataFolder
         budget = SpoolBudget(capacityBytes: Int64(max(1, configuration.spoolMaxMB)) << 20,
                              minimumFreeBytes: Int64(max(0, configuration.spoolMinFreeMB)) << 20,

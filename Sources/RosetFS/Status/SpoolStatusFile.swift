@@ -24,6 +24,8 @@ public struct SpoolStatusFile: Codable, Sendable, Equatable {
     public var concurrentWrites: Int?
     /// While draining: when the daemon gives up waiting for uploads (seconds since the epoch).
     public var drainUntil: Double?
+    /// The disk data cache's size, bound and hits (absent when it is off, or from older daemons).
+    public var dataCache: DiskDataCache.Snapshot?
 
     public static func read(folder: String) -> SpoolStatusFile? {
         guard let data = FileManager.default.contents(atPath: folder + "/STATUS") else { return nil }
