@@ -33,6 +33,7 @@ extension FileSystemConfiguration {
         fileMode = config.fileMode
         dirMode = config.dirMode
         spoolMaxMB = config.spoolMaxMB
+        spoolMinFreeMB = config.spoolMinFreeMB
         dataCacheDirectory = config.dataCacheDirectory
         dataCacheMaxMB = config.dataCacheMaxMB
         dataCacheMinFreeMB = config.dataCacheMinFreeMB

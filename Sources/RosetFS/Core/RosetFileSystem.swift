@@ -95,7 +95,12 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         } else {
             dataCache = nil
         }
-        budget = SpoolBudget(capacityBytes: Int64(max(1, configuration.spoolMaxMB)) << 20)
+        let dataFolder = spool.dataFolder
+        budget = SpoolBudget(capacityBytes: Int64(max(1, configuration.spoolMaxMB)) << 20,
+                             minimumFreeBytes: Int64(max(0, configuration.spoolMinFreeMB)) << 20,
+                             hopelessWait: tuning.spoolHopelessWait, stallWait: tuning.spoolStallWait,
+                             freeBytes: { SpoolBudget.freeBytes(at: dataFolder) })
+        budget.logger = logger
         let partSize = tuning.partSizeBytes ?? (Int64(max(5, configuration.partSizeMB)) << 20)
         uploader = Uploader(controlPlane: controlPlane, store: store, spool: spool, logger: logger, tuning: tuning,
                             partSize: partSize, concurrency: configuration.uploadConcurrency,
