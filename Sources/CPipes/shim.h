@@ -9,8 +9,6 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
-#include <linux/falloc.h>
-#include <sys/stat.h>
 
 /* Moves up to `count` bytes from `from` to `to` (one of them a pipe) without a copy through user
  * memory, never blocking on either: -1 with EAGAIN when nothing can move now. */
@@ -31,18 +29,5 @@ static inline int roset_pipe_bytes(int fd) {
  * (SYNC_FILE_RANGE_WRITE); durability still takes an fsync. */
 static inline int roset_start_writeback(int fd, long long offset, long long count) {
     return sync_file_range(fd, offset, count, SYNC_FILE_RANGE_WRITE);
-}
-
-/* Frees the disk blocks of [offset, offset + count) of a file without changing its size
- * (fallocate PUNCH_HOLE | KEEP_SIZE); the range then reads as zeros. -1 with errno on failure
- * (EOPNOTSUPP on a file system without holes). */
-static inline int roset_punch_hole(int fd, long long offset, long long count) {
-    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, count);
-}
-
-/* Bytes of disk a file takes (st_blocks x 512), or -1. */
-static inline long long roset_allocated_bytes(int fd) {
-    struct stat st;
-    return fstat(fd, &st) == 0 ? (long long)st.st_blocks * 512 : -1;
 }
 #endif

@@ -76,7 +76,6 @@ public enum ConfigurationResolver {
         config.fileMode = settings.fileMode ?? (0o666 & ~config.umask)
         config.dirMode = settings.dirMode ?? (0o777 & ~config.umask)
         if let v = settings.spoolMaxMB { config.spoolMaxMB = v }
-        if let v = settings.spoolMinFreeMB { config.spoolMinFreeMB = v }
         if let v = settings.dataCacheDirectory { config.dataCacheDirectory = v }
         config.dataCacheMaxMB = settings.dataCacheMaxMB
         config.dataCacheMinFreeMB = settings.dataCacheMinFreeMB
@@ -151,7 +150,7 @@ struct OptionSettings {
     var cacheTTL: Double?, cacheSizeMB: Int?
     var negativeTTL: Double?, closeToOpen = true
     var metrics: MountConfiguration.MetricsAddress?
-    var spoolDirectory: String?, spoolMaxMB: Int?, spoolMinFreeMB: Int?
+    var spoolDirectory: String?, spoolMaxMB: Int?
     var dataCacheDirectory: String?, dataCacheMaxMB: Int?, dataCacheMinFreeMB: Int?
     var uid: UInt32?, gid: UInt32?, umask: UInt32?, fileMode: UInt32?, dirMode: UInt32?
     var uploadConcurrency: Int?, partSizeMB: Int?, closeWait = false, uploadDelayMs: Int?
@@ -196,7 +195,6 @@ struct OptionSettings {
         case "cache_size_mb": cacheSizeMB = try integer(option, minimum: 0)
         case "spool_dir": spoolDirectory = try text(option)
         case "spool_max_mb": spoolMaxMB = try integer(option, minimum: 0)
-        case "spool_min_free_mb": spoolMinFreeMB = try integer(option, minimum: 0)
         case "data_cache_dir": dataCacheDirectory = try text(option)
         case "data_cache_max_mb": dataCacheMaxMB = try integer(option, minimum: 0)
         case "data_cache_min_free_mb": dataCacheMinFreeMB = try integer(option, minimum: 0)

@@ -85,8 +85,6 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
     public var dirMode: UInt32 = 0o755
     public var spoolDirectory: String
     public var spoolMaxMB: Int = 10_240
-    /// Free space the spool's file system keeps; writers wait (or get ENOSPC) below it.
-    public var spoolMinFreeMB: Int = 0
     /// The disk data cache's base folder (data_cache_dir=); default `data-cache` beside the spool
     /// folder.
     public var dataCacheDirectory: String
@@ -166,7 +164,7 @@ public struct MountConfiguration: Sendable, CustomStringConvertible {
             "mountpoint=\(mountpoint)", "mount_id=\(mountId ?? "(default mount)")", "api_url=\(apiURL.absoluteString)",
             "key=\(apiKey)", "cache_ttl=\(cacheTTL)", "negative_ttl=\(negativeTTL)", "close_to_open=\(closeToOpen)", "metrics=\(metrics.map { "\($0)" } ?? "off")", "cache_size_mb=\(cacheSizeMB)", "ro=\(readOnly)",
             "uid=\(uid)", "gid=\(gid)", "umask=\(octal(umask))", "file_mode=\(octal(fileMode))",
-            "dir_mode=\(octal(dirMode))", "spool_dir=\(spoolDirectory)", "spool_max_mb=\(spoolMaxMB)", "spool_min_free_mb=\(spoolMinFreeMB)",
+            "dir_mode=\(octal(dirMode))", "spool_dir=\(spoolDirectory)", "spool_max_mb=\(spoolMaxMB)",
             "data_cache_dir=\(dataCacheDirectory)", "data_cache_max_mb=\(dataCacheMaxMB.map(String.init) ?? "auto")",
             "data_cache_min_free_mb=\(dataCacheMinFreeMB.map(String.init) ?? "auto")",
             "upload_concurrency=\(uploadConcurrency)", "part_size_mb=\(partSizeMB)", "close_wait=\(closeWait)", "direct_io=\(directIO)", "splice_read=\(spliceRead)",

@@ -33,7 +33,6 @@ extension FileSystemConfiguration {
         fileMode = config.fileMode
         dirMode = config.dirMode
         spoolMaxMB = config.spoolMaxMB
-        spoolMinFreeMB = config.spoolMinFreeMB
         dataCacheDirectory = config.dataCacheDirectory
         dataCacheMaxMB = config.dataCacheMaxMB
         dataCacheMinFreeMB = config.dataCacheMinFreeMB

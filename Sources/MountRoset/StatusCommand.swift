@@ -73,9 +73,6 @@ enum StatusCommand {
         lines.append("  pending:      \(report.pending.count) file(s), \(report.pendingBytes) bytes\(age)")
         for p in report.pending {
             lines.append("    \(p.state.padding(toLength: 9, withPad: " ", startingAt: 0)) \(String(p.bytes).leftPadded(12)) B  \(format(seconds: max(0, now - p.createdAt)).leftPadded(8))  \(p.name)")
-            if p.sentBytes > 0 {
-                lines.append("              streaming: \(p.sentBytes) B sent, \(p.unsentBytes) B pending, \(p.spooledBytes) B on the spool's disk")
-            }
         }
         var failureLine = "  failures:     \(failures) failed upload attempt(s)"
         if let last = report.status?.lastError {

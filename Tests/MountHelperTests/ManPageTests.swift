@@ -133,7 +133,7 @@ private func optionNamesInResolver() throws -> Set<String> {
                          "data_cache_dir": "/tmp/c",
                          "mount_id": "m", "log_file": "/tmp/l", "metrics": "127.0.0.1:9464", "log_level": "debug",
                          "subdir": "a/b"][name]
-            let numeric = ["cache_ttl", "negative_ttl", "cache_size_mb", "spool_max_mb", "spool_min_free_mb", "upload_concurrency", "part_size_mb",
+            let numeric = ["cache_ttl", "negative_ttl", "cache_size_mb", "spool_max_mb", "upload_concurrency", "part_size_mb",
                            "shutdown_grace", "max_threads", "upload_delay_ms", "read_ahead_kb", "request_timeout",
                            "retries", "data_cache_max_mb", "data_cache_min_free_mb"].contains(name)
             let optstr = value.map { "\(name)=\($0)" } ?? (numeric ? "\(name)=8" : name)
@@ -170,7 +170,6 @@ private func optionNamesInResolver() throws -> Set<String> {
             "negative_ttl": number(config.negativeTTL),
             "cache_size_mb": String(config.cacheSizeMB),
             "spool_max_mb": String(config.spoolMaxMB),
-            "spool_min_free_mb": String(config.spoolMinFreeMB),
             "upload_concurrency": String(config.uploadConcurrency),
             "part_size_mb": String(config.partSizeMB),
             "shutdown_grace": number(config.shutdownGrace),

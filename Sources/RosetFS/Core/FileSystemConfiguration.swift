@@ -43,8 +43,6 @@ public struct FileSystemConfiguration: Sendable {
     /// Base folder; the per-(apiURL, mountId) spool folder is derived inside it.
     public var spoolDirectory: String
     public var spoolMaxMB: Int = 4096
-    /// Free space (MiB) writers leave on the spool's file system; 0: none kept.
-    public var spoolMinFreeMB: Int = 0
     /// Parts (and files) in flight at once.
     public var uploadConcurrency: Int = 4
     /// Grows so that no file needs more than 10,000 parts.
@@ -97,10 +95,6 @@ struct FileSystemTuning: Sendable {
     var attemptsBeforeReporting = 5
     /// Full parts of a file written sequentially are uploaded before its close.
     var streamParts = true
-    /// A writer over the spool's bound gets ENOSPC after this long with nothing able to make room,
-    /// or after `spoolStallWait` seconds with no byte freed.
-    var spoolHopelessWait: Double = 2
-    var spoolStallWait: Double = 120
     /// Chunk size of downloads that bring existing content into the spool.
     var materializeChunk = 4 << 20
 }

@@ -2,9 +2,7 @@
 // written byte goes to the entry's spool data file (never only memory); create, write and close
 // make no network call (an existing file's content is downloaded once, before the first write
 // that needs it); close seals (data fsynced, then a durable journal record) and the uploader
-// takes it from there; fsync returns once the upload is confirmed. A write takes its room in the
-// spool first (SpoolBudget: it may wait, or get ENOSPC, before anything is written); a write
-// into bytes already released from the spool is refused (docs/SPOOL.md).
+// takes it from there; fsync returns once the upload is confirmed.
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -44,12 +42,7 @@ extension RosetFileSystem {
         guard e.phase == .writing else { return }
         try e.data.sync()
         spool.syncFolder(spool.dataFolder)
-        if let released = e.record.released {
-            // Holes where released parts were: each part still here gets its own checksum
-            // (read back: the spool holds only a few parts of such a file).
-            e.record.crc32c = nil
-            e.record.partCRC32C = try e.data.partCRC32C(partSize: released.partSize, skipping: released.parts)
-        } else if let sum = e.runningChecksum, sum.count == e.record.size {
+        if let sum = e.runningChecksum, sum.count == e.record.size {
             e.record.crc32c = sum.hexDigest()
         } else {
             e.record.crc32c = try e.data.crc32c()
@@ -65,14 +58,8 @@ extension RosetFileSystem {
     }
 
     /// Puts a sealed (or uploading) entry back into `.writing` (caller holds cond, not busy).
-    /// An entry with released parts keeps its session, so a caller waits for its upload first
-    /// (`waitForReleasedUpload`) unless `truncating` (its whole content is replaced).
-    func reopen(_ e: SpoolEntry, truncating: Bool = false) {
+    func reopen(_ e: SpoolEntry) {
         guard e.phase == .queued || e.phase == .uploading else { return }
-        if e.record.released != nil {
-            guard truncating else { return }
-            discardReleasedSession(e)
-        }
         e.generation += 1
         e.phase = .writing
         dropUploadSession(e)
@@ -80,29 +67,6 @@ extension RosetFileSystem {
         e.record.sha256 = nil
         try? e.persist(spool, state: .open, durable: false, now: now)
         budget.drainEnded()
-    }
-
-    /// Blocks (holding cond) while an entry with released parts is sealed and on its way: its
-    /// session cannot be restarted for new writes. EIO once its upload is reported failing.
-    func waitForReleasedUpload(_ e: SpoolEntry) throws {
-        while e.record.released != nil && (e.phase == .queued || e.phase == .uploading || e.phase == .completing) {
-            if e.reportedFailure != nil { throw FSError(EIO) }
-            uploader.hurry(e)
-            e.cond.wait()
-        }
-        if e.phase == .cancelled, e.reportedFailure != nil, !e.unlinked { throw FSError(EIO) }
-    }
-
-    /// The whole content of an entry with released parts is being replaced (truncated to 0):
-    /// its session and the record of released parts go (caller holds cond, then truncates).
-    func discardReleasedSession(_ e: SpoolEntry) {
-        guard let released = e.record.released else { return }
-        // Counted again as if present: the truncate that follows subtracts the whole size.
-        budget.adjust(released.bytes)
-        e.record.released = nil
-        e.record.partCRC32C = nil
-        e.firstPartRewritten = false
-        dropUploadSession(e)
     }
 
     /// Forgets the entry's upload session, whose parts no longer match the content (caller holds
@@ -131,11 +95,7 @@ extension RosetFileSystem {
                     unregister(e)
                     continue
                 }
-                if e.record.released != nil && !truncate {
-                    do { try waitForReleasedUpload(e) } catch { e.cond.unlock(); throw error }
-                    if !e.isLive || e.phase == .done { e.cond.unlock(); unregister(e); continue }
-                }
-                reopen(e, truncating: truncate)
+                reopen(e)
                 e.writers += 1
                 if truncate {
                     do { try truncateLocked(e, to: 0) } catch { e.writers -= 1; e.cond.unlock(); throw error }
@@ -165,7 +125,7 @@ extension RosetFileSystem {
         e.writers = max(0, e.writers - 1)
         guard e.writers == 0 else { e.cond.unlock(); return }
         if e.phase == .cancelled && e.unlinked {
-            let size = e.record.spooledBytes
+            let size = e.record.size
             e.cond.unlock()
             e.removeFiles(spool)
             budget.release(size)
@@ -196,7 +156,7 @@ extension RosetFileSystem {
             let reader = try remote("download for write") {
                 try SignedURLReader(nodeId: nodeId, controlPlane: controlPlane, store: store)
             }
-            try budget.reserve(reader.size, canHelp: spoolCanDrain, reclaim: reclaimSpool)
+            budget.reserve(reader.size)
             var buffer = [UInt8](repeating: 0, count: tuning.materializeChunk)
             while total < reader.size {
                 let n = try remote("download for write") {
@@ -218,7 +178,6 @@ extension RosetFileSystem {
         e.materialized = true
         e.record.size = total
         e.runningChecksum = sum
-        e.sequentialEnd = total
     }
 
     func truncateLocked(_ e: SpoolEntry, to size: Int64) throws {
@@ -227,27 +186,14 @@ extension RosetFileSystem {
         } else {
             try materializeLocked(e)
         }
-        if size == 0 {
-            discardReleasedSession(e)
-        } else if e.record.released != nil, size < max(e.record.released!.end, uploader.streamedExtent(e)) {
-            logger.error("truncate into the part of a streamed file that already left the spool is not supported",
-                         metadata: ["entry": "\(e.id)", "size": "\(size)"])
-            throw FSError(EIO)
-        }
         let old = e.record.size
         try e.data.truncate(to: size)
         budget.adjust(size - old)
         e.record.size = size
         if size == 0 {
             e.runningChecksum = CRC32C()
-            e.sequentialEnd = 0
-            e.aheadOfSequential = []
         } else if let sum = e.runningChecksum, sum.count > size || size > old {
             e.runningChecksum = nil
-        }
-        if size != 0, e.sequentialEnd != size || !e.aheadOfSequential.isEmpty {
-            e.sequentialEnd = nil
-            e.aheadOfSequential = []
         }
         markWritten(e)
     }
@@ -262,10 +208,8 @@ extension RosetFileSystem {
         e.explicitMtime = nil
         e.record.metadata?[PosixMetadata.mtime] = nil
         if e.record.target.nodeId != nil { e.dropRemoteMtime = true }
-        // A streamed session holds parts of what was there: a change below them ends it (a
-        // session with released parts is kept: writes that would need it restarted are refused).
-        if e.phase == .writing, e.record.upload != nil, e.record.released == nil,
-           (e.sequentialEnd ?? -1) < uploader.streamedExtent(e) {
+        // A streamed session holds parts of what was there: a change below them ends it.
+        if e.phase == .writing, e.record.upload != nil, (e.runningChecksum?.count ?? -1) < uploader.streamedExtent(e) {
             dropUploadSession(e)
         }
     }
@@ -473,14 +417,9 @@ extension RosetFileSystem {
             let readable = e.materialized && (e.isLive || e.unlinked)
             let length = e.record.size
             let data = e.data
-            let released = e.record.released
             e.cond.unlock()
             if readable {
                 guard offset < length, size > 0 else { reply([]); return }
-                if let released, released.overlaps(offset: offset, length: min(Int64(size), length - offset)) {
-                    // Those bytes left the spool for the store; they are readable once the upload completes.
-                    throw FSError(EIO)
-                }
                 let bytes = try data.pread(offset: offset, count: Int(min(Int64(size), length - offset)))
                 bytes.withUnsafeBytes { reply([$0]) }
                 return
@@ -511,22 +450,14 @@ extension RosetFileSystem {
             return try write(inode: inode, handle: handle, offset: offset, data: data)
         }
         if stateLock.withLock({ shuttingDown }) && e.phase != .writing { e.cond.unlock(); throw FSError(EROFS) }
-        if e.record.released != nil && (e.phase == .queued || e.phase == .uploading) {
-            // Sealed by a flush while this handle stays open, with parts released: its upload
-            // goes first, then the write continues in a new entry (above).
-            do { try waitForReleasedUpload(e) } catch { e.cond.unlock(); throw error }
-            e.cond.unlock()
-            return try write(inode: inode, handle: handle, offset: offset, data: data)
-        }
         reopen(e)
         do { try materializeLocked(e) } catch { e.cond.unlock(); throw error }
         let end = offset + Int64(data.count)
-        do { try checkBackWrite(e, offset: offset, end: end) } catch { e.cond.unlock(); throw error }
         let growth = max(0, end - e.record.size)
         let dataFile = e.data
         e.cond.unlock()
 
-        try budget.reserve(growth, canHelp: spoolCanDrain, reclaim: reclaimSpool)
+        budget.reserve(growth)
         do {
             try dataFile.pwrite(data, offset: offset)
         } catch {
@@ -542,22 +473,6 @@ extension RosetFileSystem {
         if var sum = e.runningChecksum {
             if offset == sum.count { sum.update(data); e.runningChecksum = sum } else { e.runningChecksum = nil }
         }
-        if let sequential = e.sequentialEnd {
-            if offset == sequential {
-                var reached = end
-                while let i = e.aheadOfSequential.firstIndex(where: { $0.start <= reached }) {
-                    reached = max(reached, e.aheadOfSequential[i].end)
-                    e.aheadOfSequential.remove(at: i)
-                }
-                e.sequentialEnd = reached
-            } else if offset > sequential && offset - sequential <= SpoolEntry.aheadWindow
-                        && e.aheadOfSequential.count < SpoolEntry.aheadLimit {
-                e.aheadOfSequential.append((offset, end))
-            } else if !(end <= min(uploader.partSize, sequential)) {
-                e.sequentialEnd = nil
-                e.aheadOfSequential = []
-            }
-        }
         markWritten(e)
         uploader.streamFullParts(e)
         e.cond.unlock()
@@ -572,62 +487,6 @@ extension RosetFileSystem {
         let mode = try attributes(forKey: key, inode: file.inode).mode & 0o7777
         let cleared = AccessPolicy.clearedAfterWrite(mode)
         if cleared != mode { try applyMetadata(key: key, patch: [PosixMetadata.mode: .number(Double(cleared))]) }
-    }
-
-    /// Classifies a write before it happens (caller holds cond): an append keeps the file
-    /// streaming; a rewrite inside the first part marks that part to be sent again after the
-    /// close (it is never released); any other write ends streaming before its bytes land, and
-    /// below the parts handed to streaming it drops the session, or, once parts were released,
-    /// is refused (EIO, logged): those bytes are only in the store's upload session now.
-    func checkBackWrite(_ e: SpoolEntry, offset: Int64, end: Int64) throws {
-        let sequential = e.sequentialEnd
-        let isAppend = sequential == offset
-        let isFirstPartRewrite = sequential.map { end <= min(uploader.partSize, $0) } ?? false
-        let isAhead = sequential.map { offset > $0 && offset - $0 <= SpoolEntry.aheadWindow } == true
-            && e.aheadOfSequential.count < SpoolEntry.aheadLimit
-        let sent = e.record.upload != nil && offset < uploader.streamedExtent(e) && end > offset
-        if sent && !isAppend && !isFirstPartRewrite, let released = e.record.released {
-            logger.error("a write into a part of a streamed file that already left the spool is refused",
-                         metadata: ["entry": "\(e.id)", "offset": "\(offset)", "released": "\(released.parts.count) parts"])
-            throw FSError(EIO)
-        }
-        // Streaming takes no new part that this write may still change.
-        if !isAppend && !isFirstPartRewrite && !isAhead {
-            e.sequentialEnd = nil
-            e.aheadOfSequential = []
-        }
-        guard sent, !isAppend else { return }
-        if isFirstPartRewrite {
-            if !e.firstPartRewritten {
-                logger.debug("first part written again after it streamed; it goes up again after the close",
-                             metadata: ["entry": "\(e.id)"])
-            }
-            e.firstPartRewritten = true
-            e.record.upload?.parts.removeAll { $0.partNumber == 1 }
-            return
-        }
-        // Parts of what was there are in the session: it goes now, before the write, so that no
-        // part this write changes can be released or recorded meanwhile.
-        dropUploadSession(e)
-    }
-
-    /// Releases confirmed parts of pending files until `bytes` are freed.
-    func reclaimSpool(_ bytes: Int64) {
-        var freed: Int64 = 0
-        for e in liveEntries where freed < bytes {
-            freed += e.cond.withLock { uploader.releaseConfirmedParts(e, upTo: bytes - freed) }
-        }
-    }
-
-    /// Whether waiting can make spool room: an upload that is not failing is pending, or an open
-    /// file streams parts that will be released.
-    func spoolCanDrain() -> Bool {
-        liveEntries.contains { e in
-            e.cond.withLock {
-                ((e.phase == .queued || e.phase == .uploading || e.phase == .completing) && e.reportedFailure == nil)
-                    || uploader.mayReleaseParts(e)
-            }
-        }
     }
 
     // MARK: close / fsync

@@ -186,7 +186,7 @@ extension RosetFileSystem {
         e.phase = .cancelled
         e.unlinked = true
         let keepData = e.writers > 0
-        let size = e.record.spooledBytes
+        let size = e.record.size
         e.cond.broadcast()
         e.cond.unlock()
         unregister(e)
@@ -363,14 +363,6 @@ extension RosetFileSystem {
                 }
             }
         case nil: break
-        }
-        if let replaced = replacedNode, e.cond.withLock({ e.record.released != nil }) {
-            // Parts of this file live only in its upload session, which cannot be restarted as a
-            // new version of another node: the replaced file goes now and the entry's own node
-            // takes its name (docs/SPOOL.md).
-            try remote("rename") { try controlPlane.deleteNode(id: replaced.id) }
-            cache.removeNode(replaced.id)
-            replacedNode = nil
         }
 
         e.cond.lock()

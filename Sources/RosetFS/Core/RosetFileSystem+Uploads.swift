@@ -6,8 +6,6 @@
 // entries still open at the crash are uploaded as `NAME.recovered-<UTC>` beside the original;
 // a new version whose node changed on the server since its base goes to `NAME.conflict-<UTC>`;
 // a data file whose checksum does not match, or with no valid record, goes to dead/ with a reason.
-// An entry with released parts (docs/SPOOL.md) is checked part by part and resumes only in its
-// recorded session; one still open at the crash cannot go up whole and goes to dead/ instead.
 import Foundation
 import Logging
 import Metrics
@@ -37,7 +35,7 @@ extension RosetFileSystem: UploadDelegate {
         TestCrashPoint.reached(.afterComplete)
         e.phase = .done
         e.completedGeneration = generation
-        let size = e.record.spooledBytes
+        let size = e.record.size
         let dropMtime = e.dropRemoteMtime
         // Keep the key stable for anyone resolving the entry's inode from now on.
         e.record.target.nodeId = node.id
@@ -87,10 +85,8 @@ extension RosetFileSystem: UploadDelegate {
         // A request the server keeps refusing as malformed (4xx other than 401/403/404/408/409/429)
         // will not succeed by retrying: the entry becomes a dead letter, kept, never deleted.
         let refused = (error as? RosetError)?.kind == .badRequest
-        // Released parts whose session is gone: nothing can complete the file any more.
-        let lost = error is UploadSessionLost
         e.cond.lock()
-        guard refused && e.failedAttempts >= tuning.attemptsBeforeReporting || lost, e.isLive, e.phase == .queued else {
+        guard refused, e.failedAttempts >= tuning.attemptsBeforeReporting, e.isLive, e.phase == .queued else {
             e.cond.unlock()
             logger.error("upload keeps failing; the data stays in the spool and is retried",
                          metadata: ["entry": "\(e.id)", "path": "\(spool.dataPath(e.id))", "permanent": "\(permanent)",
@@ -100,11 +96,11 @@ extension RosetFileSystem: UploadDelegate {
         e.phase = .cancelled
         e.generation += 1
         e.reportedFailure = error
-        let size = e.record.spooledBytes
+        let size = e.record.size
         let target = e.record.target
         e.cond.broadcast()
         e.cond.unlock()
-        let dead = spool.moveToDeadLetter(entryId: e.id, reason: "upload failed permanently: \(error) (file \(target.name))")
+        let dead = spool.moveToDeadLetter(entryId: e.id, reason: "upload failed permanently: \(error)")
         unregister(e)
         budget.drainEnded()
         budget.release(size)
@@ -115,16 +111,8 @@ extension RosetFileSystem: UploadDelegate {
 
     func isPendingNode(_ nodeId: String) -> Bool { pending(key: nodeId) != nil }
 
-    func partReleased(_ entry: SpoolEntry, bytes: Int64) {
-        budget.release(bytes)
-    }
-
-    func spoolNeedsRoom(adding bytes: Int64) -> Bool { budget.needsRoom(adding: bytes) }
-
     func uploadTargetMissing(_ e: SpoolEntry, generation: Int) {
-        let (target, released) = e.cond.withLock { (e.record.target, e.record.released != nil) }
-        // Released parts tie the entry to its session: it completes there or becomes a dead letter.
-        if released { return }
+        let target = e.cond.withLock { e.record.target }
         // Only when the server confirms the folder (or the node) is really gone.
         if let nodeId = target.nodeId {
             if (try? controlPlane.node(id: nodeId)) != nil { return }
@@ -200,18 +188,6 @@ extension RosetFileSystem: UploadDelegate {
                 spool.remove(entryId: id, data: nil, strayFiles: entriesWithLayout1Files.contains(id))
                 continue
             }
-            if record.state == .open, let released = record.released {
-                // Written up to the crash, never closed, and parts of it already left the spool
-                // for a session that is not completed: it cannot go up whole under a recovered
-                // name. Kept as a dead letter (the unsent rest; docs/SPOOL.md).
-                if let token = record.upload?.token { try? controlPlane.abortUpload(token: token) }
-                let dead = spool.moveToDeadLetter(entryId: id, reason: "open at the crash while streaming; parts "
-                    + "\(released.parts.first ?? 0)-\(released.parts.last ?? 0) had already left the spool, so only the "
-                    + "rest is here (file \(record.target.name))")
-                logger.error("spool: file open at the crash had streamed parts released; kept as a dead letter",
-                             metadata: ["path": "\(dead)", "name": "\(record.target.name)"])
-                continue
-            }
             if record.state == .open {
                 // Parts streamed before the crash: give up that session (and the empty node its
                 // init made); the content goes up whole under the new name.
@@ -255,10 +231,9 @@ extension RosetFileSystem: UploadDelegate {
             let entry = SpoolEntry(id: id, record: record, data: data, phase: .queued, materialized: true,
                                    modifiedAt: Date(timeIntervalSince1970: record.modifiedAt))
             entry.runningChecksum = nil
-            entry.sequentialEnd = nil
             entry.hasStrayJournalFiles = entriesWithLayout1Files.contains(id)
             if register(entry) !== entry { continue }
-            budget.adjust(record.spooledBytes)
+            budget.adjust(record.size)
             budget.drainStarted()
             uploader.enqueue(entry)
             resumed += 1

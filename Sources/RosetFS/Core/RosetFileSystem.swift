@@ -95,12 +95,7 @@ public final class RosetFileSystem: FileSystemOperations, @unchecked Sendable {
         } else {
             dataCache = nil
         }
-        let dataFolder = spool.dataFolder
-        budget = SpoolBudget(capacityBytes: Int64(max(1, configuration.spoolMaxMB)) << 20,
-                             minimumFreeBytes: Int64(max(0, configuration.spoolMinFreeMB)) << 20,
-                             hopelessWait: tuning.spoolHopelessWait, stallWait: tuning.spoolStallWait,
-                             freeBytes: { SpoolBudget.freeBytes(at: dataFolder) })
-        budget.logger = logger
+        budget = SpoolBudget(capacityBytes: Int64(max(1, configuration.spoolMaxMB)) << 20)
         let partSize = tuning.partSizeBytes ?? (Int64(max(5, configuration.partSizeMB)) << 20)
         uploader = Uploader(controlPlane: controlPlane, store: store, spool: spool, logger: logger, tuning: tuning,
                             partSize: partSize, concurrency: configuration.uploadConcurrency,

@@ -39,26 +39,6 @@ struct UploadProgress: Codable, Hashable, Sendable {
     var parts: [UploadedPart]
 }
 
-/// Full parts of a streamed file that the store confirmed and that left the data file (holes
-/// punched in it, see docs/SPOOL.md): their bytes exist only in the upload session now.
-struct ReleasedParts: Codable, Hashable, Sendable {
-    var partSize: Int64
-    /// Part numbers (1-based), ascending.
-    var parts: [Int]
-
-    var bytes: Int64 { Int64(parts.count) * partSize }
-
-    /// Whether [offset, offset + length) touches a released part.
-    func overlaps(offset: Int64, length: Int64) -> Bool {
-        guard length > 0 else { return false }
-        let first = Int(offset / partSize) + 1, last = Int((offset + length - 1) / partSize) + 1
-        return parts.contains { $0 >= first && $0 <= last }
-    }
-
-    /// The highest byte offset a released part ends at.
-    var end: Int64 { Int64(parts.last ?? 0) * partSize }
-}
-
 struct JournalRecord: Codable, Hashable, Sendable {
     /// 2: the data file's checksum is `crc32c`. 1 kept `sha256` instead; such records are still
     /// read, and verified by it.
@@ -86,16 +66,6 @@ struct JournalRecord: Codable, Hashable, Sendable {
     /// The data file holds content written through the mount (set at the first write or
     /// truncate). An `open` new version without it was never changed and is not recovered.
     var hasContent: Bool? = nil
-    /// Parts whose bytes left the data file once the store confirmed them. Set: the data file
-    /// has holes there, `crc32c` is absent and `partCRC32C` checks the rest; the upload can only
-    /// be completed in the session `upload` names (recovery cannot re-send those parts).
-    var released: ReleasedParts? = nil
-    /// With `released`, from `sealed` on: CRC32C per part (upload.partSize) of the content,
-    /// "" for a released part.
-    var partCRC32C: [String]? = nil
-
-    /// Bytes the data file actually holds for this record's content.
-    var spooledBytes: Int64 { max(0, size - (released?.bytes ?? 0)) }
 
     enum DecodeError: Error, CustomStringConvertible {
         case torn(String)

@@ -10,10 +10,7 @@
 //                          needed by recovery, read by `mount.roset status`
 //     IDENTITY             "roset-spool 2", the api URL (userinfo removed) and the mount id
 //     data/<entryId>       the file's full content (entryId: lowercase UUID); its CRC32C is in
-//                          the sealed record (a format-1 record kept its sha256 instead). A file
-//                          streamed while written has holes where parts the store confirmed
-//                          were released (`released` in the record, which then keeps a CRC32C
-//                          per part instead, for the parts still here; docs/SPOOL.md)
+//                          the sealed record (a format-1 record kept its sha256 instead)
 //     journal/<entryId>.rec  the entry's journal records (JournalRecord.swift), appended as
 //                          frames (JournalLog.swift); layout 1 wrote one file per record,
 //                          `<entryId>.<sequence, 10 digits>.rec`, which is still read
@@ -146,15 +143,6 @@ final class SpoolDataFile: @unchecked Sendable {
         _ = posix_fadvise(fd, off_t(offset), off_t(count), POSIX_FADV_DONTNEED)
     }
 
-    /// Gives the disk blocks of [offset, offset + count) back to the file system; the file keeps
-    /// its size and the range reads as zeros from now on.
-    func punchHole(offset: Int64, count: Int64) throws {
-        guard roset_punch_hole(fd, offset, count) == 0 else { throw FSError(errno == EOPNOTSUPP ? EOPNOTSUPP : EIO) }
-    }
-
-    /// Bytes of disk the file takes now (its blocks, holes not counted).
-    func allocatedBytes() -> Int64 { max(0, roset_allocated_bytes(fd)) }
-
     func truncate(to size: Int64) throws {
         guard ftruncate(fd, off_t(size)) == 0 else {
             let failure = errno
@@ -176,39 +164,11 @@ final class SpoolDataFile: @unchecked Sendable {
     /// a format-1 record, its `sha256`). A record with neither matches nothing.
     func matches(_ record: JournalRecord) -> Bool {
         guard size() == record.size else { return false }
-        if let released = record.released {
-            guard let sums = record.partCRC32C, let got = try? partCRC32C(partSize: released.partSize, skipping: released.parts),
-                  sums.count == got.count else { return false }
-            return zip(sums, got).allSatisfy { $0 == $1 || $1 == "" }
-        }
         if let expected = record.crc32c { return (try? crc32c()) == expected }
         guard let expected = record.sha256 else { return false }
         var hasher = SHA256Hasher()
         guard (try? readBack { hasher.update($0) }) != nil else { return false }
         return hasher.hexDigest() == expected
-    }
-
-    /// CRC32C of every `partSize` part of the file, read back from disk, "" for the parts in
-    /// `skipping` (released: holes).
-    func partCRC32C(partSize: Int64, skipping: [Int]) throws -> [String] {
-        let size = self.size()
-        let count = size == 0 ? 1 : Int((size + partSize - 1) / partSize)
-        let skip = Set(skipping)
-        var sums: [String] = []
-        for number in 1...count {
-            if skip.contains(number) { sums.append(""); continue }
-            var sum = CRC32C()
-            var offset = Int64(number - 1) * partSize
-            let end = min(size, offset + partSize)
-            while offset < end {
-                let chunk = try pread(offset: offset, count: Int(min(1 << 20, end - offset)))
-                if chunk.isEmpty { break }
-                sum.update(chunk)
-                offset += Int64(chunk.count)
-            }
-            sums.append(sum.hexDigest())
-        }
-        return sums
     }
 
     private func readBack(_ consume: ([UInt8]) -> Void) throws {

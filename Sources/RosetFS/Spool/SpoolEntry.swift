@@ -7,12 +7,7 @@
 // - while `phase == .completing` nobody reopens, retargets or cancels: they wait.
 // - while the entry is written sequentially (`runningChecksum != nil`), bytes [0, size) are in the data
 //   file, so full parts below `size` may be uploaded before the close (streaming, see Uploader);
-//   such parts are recorded in `record.upload` only while its token is the one they were sent for;
-// - when the spool needs room, a part the store confirmed (other than the first) is released: its
-//   journal record made durable, then its bytes punched out of the data file (`record.released`);
-//   a file that fits in the spool keeps all its bytes (reads, rewrites as before). From then on
-//   the entry's session is never forgotten or restarted: it completes, or the entry becomes a
-//   dead letter (docs/SPOOL.md).
+//   such parts are recorded in `record.upload` only while its token is the one they were sent for.
 import Foundation
 import RosetClient
 
@@ -63,29 +58,8 @@ final class SpoolEntry: @unchecked Sendable {
     var nextStreamedPart = 1
     /// Streaming threads running for this entry; the uploader waits for them before its attempt.
     var streamersActive = 0
-    /// Streaming gave up for this generation (the store refused, or kept failing): the rest
-    /// waits for the close.
+    /// Streaming failed once for this generation: the rest waits for the close, as before.
     var streamingFailed = false
-    /// Streamed parts whose PUT failed, sent again (after a backoff) before any new part.
-    var streamRetryParts: [Int] = []
-    /// Streamed part PUTs that failed in a row.
-    var streamFailures = 0
-    /// A backoff before streaming resumes is running.
-    var streamRetryPending = false
-    /// End of the bytes written from offset 0 without a gap, while the file is written
-    /// sequentially (rewrites inside the first part allowed, see `firstPartRewritten`); nil
-    /// once written elsewhere. Streaming needs it.
-    var sequentialEnd: Int64? = 0
-    /// Writes that landed just beyond `sequentialEnd` before the bytes in between (the kernel
-    /// sends the pieces of one large write concurrently): merged into it once the gap is filled.
-    var aheadOfSequential: [(start: Int64, end: Int64)] = []
-    /// How far beyond `sequentialEnd` such a write may start, and how many may wait.
-    static let aheadWindow: Int64 = 8 << 20
-    static let aheadLimit = 256
-    /// The first part was written again after it may have been streamed (a header patched at
-    /// the end): it is not recorded as sent and goes up again with the close-time upload. The
-    /// first part is never released, so this costs one part.
-    var firstPartRewritten = false
     /// Recovered with journal files of layout 1: remove them all (a folder scan) at the end.
     var hasStrayJournalFiles = false
 
@@ -106,13 +80,9 @@ final class SpoolEntry: @unchecked Sendable {
     /// Forgets the upload session and what was streamed into it (caller holds `cond`; aborting
     /// the token and persisting are the caller's business).
     func forgetUploadSession() {
-        assert(record.released == nil, "a session with released parts cannot be forgotten")
         record.upload = nil
         nextStreamedPart = 1
         streamingFailed = false
-        streamRetryParts = []
-        streamFailures = 0
-        firstPartRewritten = false
     }
 
     /// The inode key: the node id once known, else the spool key.

@@ -15,12 +15,6 @@ public struct SpoolReport: Codable, Sendable {
         public var state: String
         public var bytes: Int64
         public var createdAt: Double
-        /// Bytes the store has confirmed in the file's upload session (streamed parts).
-        public var sentBytes: Int64 = 0
-        /// Bytes still to send (`bytes` minus `sentBytes`).
-        public var unsentBytes: Int64 = 0
-        /// Disk the data file takes now (released parts are holes).
-        public var spooledBytes: Int64 = 0
     }
     public struct DeadLetter: Codable, Sendable {
         public var path: String
@@ -52,20 +46,9 @@ public struct SpoolReport: Codable, Sendable {
         for (id, record) in newest {
             if record.state == .complete { continue }
             var st = stat()
-            let found = stat(folder + "/data/" + id, &st) == 0
-            let size = found ? Int64(st.st_size) : record.size
-            var sent: Int64 = 0
-            if let upload = record.upload, upload.multipart {
-                for part in upload.parts {
-                    sent += max(0, min(upload.partSize, size - Int64(part.partNumber - 1) * upload.partSize))
-                }
-            }
-            var pending = Pending(entryId: id, name: record.target.name, state: record.state.rawValue,
-                                  bytes: size, createdAt: record.createdAt)
-            pending.sentBytes = sent
-            pending.unsentBytes = max(0, size - sent)
-            pending.spooledBytes = found ? Int64(st.st_blocks) * 512 : record.spooledBytes
-            report.pending.append(pending)
+            let size = stat(folder + "/data/" + id, &st) == 0 ? Int64(st.st_size) : record.size
+            report.pending.append(Pending(entryId: id, name: record.target.name, state: record.state.rawValue,
+                                          bytes: size, createdAt: record.createdAt))
         }
         report.pending.sort { $0.createdAt < $1.createdAt }
         report.tornRecords.sort()

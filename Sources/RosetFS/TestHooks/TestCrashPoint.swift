@@ -3,9 +3,6 @@
 // kernel) the first time it reaches that point. Crash tests use it to stop the daemon at a
 // moment a signal cannot aim at. Unset (always, outside tests) it costs one comparison.
 //   after-complete   the `complete` journal record is written, the spool entry not yet removed
-//   parts-released   a file has 4 or more parts released from the spool (durable record, holes
-//                    punched); it may still be open
-//   before-complete  every part of a multipart upload is confirmed, complete not yet sent
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -13,14 +10,12 @@ import Glibc
 
 enum TestCrashPoint: String {
     case afterComplete = "after-complete"
-    case partsReleased = "parts-released"
-    case beforeComplete = "before-complete"
 
     private static let armed: TestCrashPoint? =
         ProcessInfo.processInfo.environment["ROSET_TEST_CRASH_POINT"].flatMap(TestCrashPoint.init(rawValue:))
 
-    static func reached(_ point: TestCrashPoint, when condition: @autoclosure () -> Bool = true) {
-        guard armed == point, condition() else { return }
+    static func reached(_ point: TestCrashPoint) {
+        guard armed == point else { return }
         let note = "roset: ROSET_TEST_CRASH_POINT=\(point.rawValue) reached; exiting at once (test only)\n"
         _ = note.withCString { Glibc.write(STDERR_FILENO, $0, strlen($0)) }
         _exit(137)

@@ -8,12 +8,11 @@ struct PartPlan: Hashable, Sendable {
     let size: Int64
     let partSize: Int64
 
-    /// `configured` bytes per part, grown (in whole MiB) until `size` fits in `maxParts` parts;
-    /// `fixed`: exactly `configured` (a session whose parts were streamed already).
-    init(size: Int64, configuredPartSize configured: Int64, fixed: Bool = false) {
+    /// `configured` bytes per part, grown (in whole MiB) until `size` fits in `maxParts` parts.
+    init(size: Int64, configuredPartSize configured: Int64) {
         self.size = size
         var part = max(configured, 1)
-        if !fixed && size > part * Int64(PartPlan.maxParts) {
+        if size > part * Int64(PartPlan.maxParts) {
             let needed = (size + Int64(PartPlan.maxParts) - 1) / Int64(PartPlan.maxParts)
             let mib: Int64 = 1 << 20
             part = (needed + mib - 1) / mib * mib

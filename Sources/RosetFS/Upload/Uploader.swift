@@ -9,11 +9,6 @@
 // - a file written sequentially streams its full parts while it is still open (at most two
 //   threads per file, init at the first full part, never holding up writes or the close); the
 //   attempt after the close waits for those threads and sends only the parts still missing;
-//   a failed streamed part is sent again after a backoff of at most 1 s (up to
-//   `streamAttempts` failures in a row, or none when the store refuses it as a bad request);
-// - when the spool needs room, parts the store confirmed (other than the first) are released:
-//   durable journal record first, then the hole punched (SpoolEntry); an entry with released
-//   parts completes in its own session or fails as `UploadSessionLost`, never restarts;
 // - a file below the part size waits for a pause of `uploadDelay` in the closes before its upload
 //   starts, at most `maxDeferralFactor` × that after it was queued: a burst of small writes then
 //   runs without uploads competing for the 2 cores and the disk, and a file rewritten within the
@@ -38,24 +33,9 @@ protocol UploadDelegate: AnyObject, Sendable {
     func uploadTargetMissing(_ entry: SpoolEntry, generation: Int)
     /// The node belongs to another live entry of this mount (e.g. one being renamed away).
     func isPendingNode(_ nodeId: String) -> Bool
-    /// A streamed part left the data file (its hole punched): `bytes` no longer take spool room.
-    func partReleased(_ entry: SpoolEntry, bytes: Int64)
-    /// The spool is (nearly) at its bound or a writer waits for room: confirmed parts should go.
-    func spoolNeedsRoom(adding bytes: Int64) -> Bool
     /// The file this entry rewrites got another version (`current`) since it was opened here,
     /// from another machine: this upload is about to replace it.
     func uploadReplacesConcurrentVersion(_ entry: SpoolEntry, current: Node)
-}
-
-/// The upload session behind an entry's released parts is gone (expired, aborted, unknown to
-/// the store): those bytes are nowhere else, so the upload cannot be completed or restarted.
-struct UploadSessionLost: Error, CustomStringConvertible {
-    var token: String?
-    var cause: String
-    var description: String {
-        "the upload session holding the parts already released from the spool is gone (\(cause)); "
-            + "the file cannot be completed and is kept as a dead letter with its unsent rest"
-    }
 }
 
 final class Uploader: @unchecked Sendable {
@@ -67,10 +47,6 @@ final class Uploader: @unchecked Sendable {
     private let logger: Logger
     private let tuning: FileSystemTuning
     private let configuredPartSize: Int64
-    /// Bytes per part of a streamed file (the part size parts are released in).
-    var partSize: Int64 { configuredPartSize }
-    /// Failed streamed part PUTs in a row after which streaming gives up until the close.
-    static let streamAttempts = 12
     private let concurrency: Int
     /// Full parts of a sequentially written file go out before its close.
     private let streaming: Bool
@@ -221,7 +197,7 @@ final class Uploader: @unchecked Sendable {
         } catch is Abandoned {
             return
         } catch {
-            let permanent = Uploader.isPermanent(error) || error is UploadSessionLost
+            let permanent = Uploader.isPermanent(error)
             counters.recordFailure(error, at: tuning.now())
             Counter(label: RosetMetricNames.uploadFailures).increment()
             entry.cond.lock()
@@ -268,24 +244,16 @@ final class Uploader: @unchecked Sendable {
         // Parts streamed before the close are still on their way: take them, do not send them twice.
         while entry.streamersActive > 0 { entry.cond.wait() }
         let size = entry.record.size
-        var plan = PartPlan(size: size, configuredPartSize: configuredPartSize)
+        let plan = PartPlan(size: size, configuredPartSize: configuredPartSize)
         var progress = entry.record.upload
-        let released = entry.record.released
         entry.cond.unlock()
 
-        if let released {
-            // Released parts exist only in this session: it is used as it is, with its part size.
-            guard let p = progress, p.multipart, p.partSize == released.partSize else {
-                throw UploadSessionLost(token: progress?.token, cause: "no multipart session recorded")
-            }
-            plan = PartPlan(size: size, configuredPartSize: p.partSize, fixed: true)
-        }
         let now = tuning.now()
         // A single-PUT session cannot be resumed: its one URL came with init and no call gives
         // another (`/part` is multipart only), so a retry or a resume after a crash inits again
         // (by node id once init created the node: a new version, never a second node). The old
         // session is not aborted: an abort would delete the node its init created.
-        if released == nil, let p = progress, !p.multipart || p.multipart != plan.isMultipart || p.partSize != plan.partSize
+        if let p = progress, !p.multipart || p.multipart != plan.isMultipart || p.partSize != plan.partSize
             || p.expiresAt < now.timeIntervalSince1970 + 60 {
             progress = nil
         }
@@ -310,11 +278,9 @@ final class Uploader: @unchecked Sendable {
             try uploadParts(entry, generation: generation, plan: plan, progress: &progress)
             checkConcurrentVersion(entry)
             try beginCompleting(entry, generation)
-            TestCrashPoint.reached(.beforeComplete)
             let parts = progress.parts.sorted { $0.partNumber < $1.partNumber }
             return try controlPlane.completeUpload(token: progress.token, parts: parts)
         } catch let e as RosetError where e.kind == .notFound {
-            if released != nil { throw UploadSessionLost(token: progress.token, cause: "\(e)") }
             // The session is gone (expired or unknown token): start over with a new init.
             entry.cond.lock()
             if entry.generation == generation {
@@ -537,20 +503,11 @@ final class Uploader: @unchecked Sendable {
     /// change below this ends the streamed session.
     func streamedExtent(_ entry: SpoolEntry) -> Int64 { Int64(entry.nextStreamedPart - 1) * configuredPartSize }
 
-    /// Whether a full part of the open entry waits to be streamed (caller holds cond).
-    func hasStreamablePart(_ entry: SpoolEntry) -> Bool {
-        guard streaming, entry.phase == .writing, entry.sequentialEnd != nil, entry.materialized, !entry.unlinked,
-              !entry.streamingFailed, !entry.streamRetryPending else { return false }
-        return !entry.streamRetryParts.isEmpty
-            || (entry.nextStreamedPart <= PartPlan.maxParts
-                && (entry.sequentialEnd ?? 0) >= Int64(entry.nextStreamedPart) * configuredPartSize)
-    }
-
-    /// Whether streaming may still free spool room for this open entry: a full part is ready or
-    /// on its way (caller holds cond).
-    func mayReleaseParts(_ entry: SpoolEntry) -> Bool {
-        guard streaming, entry.phase == .writing, !entry.streamingFailed else { return false }
-        return entry.streamersActive > 0 || hasStreamablePart(entry) || entry.streamRetryPending
+    /// Caller holds cond.
+    private func hasStreamablePart(_ entry: SpoolEntry) -> Bool {
+        entry.phase == .writing && entry.runningChecksum != nil && entry.materialized && !entry.unlinked && !entry.streamingFailed
+            && entry.nextStreamedPart <= PartPlan.maxParts
+            && entry.record.size >= Int64(entry.nextStreamedPart) * configuredPartSize
     }
 
     private func streamParts(_ entry: SpoolEntry, generation: Int) {
@@ -566,20 +523,13 @@ final class Uploader: @unchecked Sendable {
                     entry.cond.withLock { streamFullParts(entry) }  // a second thread may join now
                     continue
                 } catch {
-                    if !retryStreaming(entry, generation: generation, part: 0, error: error) {
-                        endStreaming(entry, generation: generation, part: 0, error: error)
-                    }
+                    endStreaming(entry, generation: generation, part: 0, error: error)
                     return
                 }
             }
             guard session.multipart, session.partSize == configuredPartSize else { entry.cond.unlock(); return }
-            let number: Int
-            if !entry.streamRetryParts.isEmpty {
-                number = entry.streamRetryParts.removeFirst()
-            } else {
-                number = entry.nextStreamedPart
-                entry.nextStreamedPart += 1
-            }
+            let number = entry.nextStreamedPart
+            entry.nextStreamedPart += 1
             entry.cond.unlock()
             do {
                 let offset = Int64(number - 1) * configuredPartSize
@@ -592,115 +542,23 @@ final class Uploader: @unchecked Sendable {
                                                offset: offset, length: configuredPartSize, viaPartURL: true)
                 }
                 entry.cond.lock()
-                entry.streamFailures = 0
-                // Kept only while the session is current: a change below the part drops the session
-                // (and a first part written again after it left is sent again after the close).
-                if entry.generation == generation, entry.isLive, entry.record.upload?.token == session.token,
-                   !(number == 1 && entry.firstPartRewritten) {
+                // Kept only while the session is current: a change below the part drops the session.
+                if entry.generation == generation, entry.isLive, entry.record.upload?.token == session.token {
                     entry.record.upload?.parts.append(UploadedPart(partNumber: number, etag: etag))
-                    recordStreamedPart(entry)
+                    let state = entry.record.state
+                    try? entry.persist(spool, state: state, durable: state != .open, now: tuning.now())
                 }
                 entry.cond.unlock()
             } catch {
-                if !retryStreaming(entry, generation: generation, part: number, error: error) {
-                    endStreaming(entry, generation: generation, part: number, error: error)
-                }
+                endStreaming(entry, generation: generation, part: number, error: error)
                 return
             }
         }
     }
 
-    /// Records the streamed part just confirmed (caller holds cond; the part is in
-    /// `record.upload.parts` already) and, when the spool needs room, releases confirmed parts.
-    private func recordStreamedPart(_ entry: SpoolEntry) {
-        if delegate?.spoolNeedsRoom(adding: configuredPartSize) == true, releaseConfirmedParts(entry, upTo: .max) > 0 { return }
-        let state = entry.record.state
-        try? entry.persist(spool, state: state, durable: state != .open, now: tuning.now())
-    }
-
-    /// Releases parts of the entry that the store confirmed in its current session, up to
-    /// `limit` bytes: full parts only, never the first (kept for a header written again at the
-    /// close). The record listing them is made durable first, then their bytes are punched out
-    /// of the data file; without a durable record nothing is released. Returns the bytes freed
-    /// (caller holds cond).
-    @discardableResult
-    func releaseConfirmedParts(_ entry: SpoolEntry, upTo limit: Int64) -> Int64 {
-        guard entry.isLive, entry.materialized, !entry.unlinked, entry.phase != .completing,
-              let session = entry.record.upload, session.multipart else { return 0 }
-        let partSize = session.partSize
-        if let r = entry.record.released, r.partSize != partSize { return 0 }
-        let already = Set(entry.record.released?.parts ?? [])
-        var chosen: [Int] = []
-        var bytes: Int64 = 0
-        for number in session.parts.map(\.partNumber).sorted()
-        where number > 1 && !already.contains(number) && Int64(number) * partSize <= entry.record.size {
-            if bytes >= limit { break }
-            chosen.append(number)
-            bytes += partSize
-        }
-        guard !chosen.isEmpty else { return 0 }
-        let before = entry.record.released
-        entry.record.released = ReleasedParts(partSize: partSize, parts: (Array(already) + chosen).sorted())
-        do {
-            try entry.persist(spool, state: entry.record.state, durable: true, now: tuning.now())
-        } catch {
-            entry.record.released = before
-            logger.warning("confirmed parts kept in the spool: their journal record was not written",
-                           metadata: ["entry": "\(entry.id)", "error": "\(error)"])
-            return 0
-        }
-        var freed: Int64 = 0
-        for number in chosen {
-            do {
-                try entry.data.punchHole(offset: Int64(number - 1) * partSize, count: partSize)
-                freed += partSize
-            } catch {
-                // Recorded as released all the same (the upload no longer needs the bytes); only
-                // the disk space stays taken and counted.
-                logger.warning("cannot punch a released part out of the spool data file",
-                               metadata: ["entry": "\(entry.id)", "part": "\(number)", "error": "\(error)"])
-            }
-        }
-        if freed > 0 { delegate?.partReleased(entry, bytes: freed) }
-        TestCrashPoint.reached(.partsReleased, when: (entry.record.released?.parts.count ?? 0) >= 4)
-        return freed
-    }
-
-    /// A streamed part failed: queues it again and resumes streaming after a backoff (at most
-    /// 1 s) unless the store refused it or it failed `streamAttempts` times in a row (part 0:
-    /// the init). True when the retry is scheduled; the calling thread ends either way.
-    private func retryStreaming(_ entry: SpoolEntry, generation: Int, part: Int, error: Error) -> Bool {
-        if error is Abandoned || Uploader.isPermanent(error) { return false }
-        entry.cond.lock()
-        defer { entry.cond.unlock() }
-        guard entry.generation == generation, entry.isLive else { return false }
-        entry.streamFailures += 1
-        if entry.streamFailures >= Self.streamAttempts { return false }
-        if part > 0 {
-            entry.streamRetryParts.append(part)
-            entry.streamRetryParts.sort()
-        }
-        let delay = min(1.0, 0.05 * pow(2, Double(entry.streamFailures - 1)))
-        logger.info("streamed part failed; sending it again", metadata: [
-            "entry": "\(entry.id)", "part": "\(part)", "in": "\(String(format: "%.2f", delay))s", "error": "\(error)"])
-        entry.streamRetryPending = true
-        DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [weak self] in
-            entry.cond.withLock {
-                entry.streamRetryPending = false
-                self?.streamFullParts(entry)
-            }
-        }
-        return true
-    }
-
     private func endStreaming(_ entry: SpoolEntry, generation: Int, part: Int, error: Error) {
         if error is Abandoned { return }
-        let retrying = entry.cond.withLock { () -> Bool in
-            if entry.streamRetryPending { return true }
-            if entry.generation == generation { entry.streamingFailed = true }
-            return false
-        }
-        if retrying { return }
+        entry.cond.withLock { if entry.generation == generation { entry.streamingFailed = true } }
         logger.info("streaming parts before the close failed; the rest goes after the close",
                     metadata: ["entry": "\(entry.id)", "part": "\(part)", "error": "\(error)"])
     }
