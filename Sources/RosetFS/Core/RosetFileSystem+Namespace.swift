@@ -144,6 +144,23 @@ extension RosetFileSystem {
         cache.removeNode(node.id)
     }
 
+    /// Deletes `child` at the control plane: a stored node, or a pending file (its upload is
+    /// cancelled first, and a node that upload already created is deleted too; ENOENT there means
+    /// it is gone already). The caller updates the folder's listing.
+    func delete(_ child: Child, reason: String, call: String) throws {
+        switch child {
+        case .remote(let node):
+            try remote(call) { try controlPlane.deleteNode(id: node.id) }
+            cache.removeNode(node.id)
+        case .pending(let e):
+            if let nodeId = cancel(e, reason: reason) {
+                do { try remote(call) { try controlPlane.deleteNode(id: nodeId) } }
+                catch let err as FSError where err.errno == ENOENT {}
+                cache.removeNode(nodeId)
+            }
+        }
+    }
+
     // MARK: files
 
     public func unlink(parent: InodeNumber, name: String, context: RequestContext) throws {
@@ -154,18 +171,7 @@ extension RosetFileSystem {
         guard let child = try findChild(parentId, name) else { throw FSError(ENOENT) }
         if child.isFolder { throw FSError(EISDIR) }
         try authorizeRemoval(of: child, in: parent, context: context)
-        switch child {
-        case .remote(let node):
-            if node.type == .folder { throw FSError(EISDIR) }
-            try remote("unlink") { try controlPlane.deleteNode(id: node.id) }
-            cache.removeNode(node.id)
-        case .pending(let e):
-            if let nodeId = cancel(e, reason: "unlinked") {
-                do { try remote("unlink") { try controlPlane.deleteNode(id: nodeId) } }
-                catch let err as FSError where err.errno == ENOENT {}
-                cache.removeNode(nodeId)
-            }
-        }
+        try delete(child, reason: "unlinked", call: "unlink")
         cache.removeChild(parentId, name: name)
         cache.touchFolder(parentId)
     }
@@ -289,17 +295,7 @@ extension RosetFileSystem {
         // A remote node (or a pending new version of one): replace the target, then move.
         let nodeId = src.key
         if let dst {
-            switch dst {
-            case .remote(let n):
-                try remote("rename: delete target") { try controlPlane.deleteNode(id: n.id) }
-                cache.removeNode(n.id)
-            case .pending(let d):
-                if let id = cancel(d, reason: "replaced by rename") {
-                    do { try remote("rename: delete target") { try controlPlane.deleteNode(id: id) } }
-                    catch let err as FSError where err.errno == ENOENT {}
-                    cache.removeNode(id)
-                }
-            }
+            try delete(dst, reason: "replaced by rename", call: "rename: delete target")
             cache.removeChild(dstParent, name: newName)
         }
         let node = try remote("rename") {
